@@ -1,0 +1,5 @@
+import sys
+
+from gitract.cli import main
+
+sys.exit(main())
