@@ -12,7 +12,7 @@ def check_random_state(random_state: int | np.random.Generator | None) -> np.ran
 
     Examples
     --------
-    >>> check_random_state(0).integers(10) == check_random_state(0).integers(10)
+    >>> bool(check_random_state(0).integers(10) == check_random_state(0).integers(10))
     True
     """
     if isinstance(random_state, np.random.Generator):
