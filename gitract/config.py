@@ -1,0 +1,126 @@
+"""Frozen dataclass configs for a comparison run, and their YAML loader.
+
+A YAML file overrides only the keys it names; an unknown key is an error naming the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+TRACK_KINDS = ("blocks", "cnn", "unet")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which dataset a run reads.
+
+    ``kind`` is one of the kinds of :func:`gitract.data.loaders.load_dataset`; ``path`` None
+    means its default place (the embedded phantom is generated into the cache folder).
+    ``phantom`` holds :class:`gitract.data.phantom.PhantomConfig` overrides.
+    """
+
+    kind: str = "phantom"
+    path: str | None = None
+    phantom: dict = field(default_factory=dict)
+    options: dict = field(default_factory=dict)
+    max_cases: int | None = None
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    """Case-grouped split: held-out test cases plus K folds (K<=1: one train/val split)."""
+
+    n_folds: int = 1
+    n_test: int | None = None
+    test_fraction: float | None = 0.34
+    val_fraction: float = 0.25
+    cross_validate: bool = False
+
+
+@dataclass(frozen=True)
+class TrackConfig:
+    """One track of the comparison: a name, a kind and the kind's parameters."""
+
+    name: str
+    kind: str
+    params: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.kind not in TRACK_KINDS:
+            raise ValueError(f"track {self.name!r}: kind must be one of {TRACK_KINDS}, got {self.kind!r}")
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    """What the report shows."""
+
+    n_example_slices: int = 3
+    calibration_bins: int = 10
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """A whole comparison run."""
+
+    name: str = "quick"
+    seed: int = 0
+    deterministic: bool = False
+    data: DataConfig = field(default_factory=DataConfig)
+    split: SplitConfig = field(default_factory=SplitConfig)
+    tracks: tuple[TrackConfig, ...] = ()
+    metrics: dict = field(default_factory=dict)
+    report: ReportConfig = field(default_factory=ReportConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _build(cls, values: Any, where: str):
+    if values is None:
+        return cls()
+    if not isinstance(values, dict):
+        raise ValueError(f"{where}: expected a mapping, got {type(values).__name__}")
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise ValueError(f"{where}: unknown key {unknown[0]!r} (known: {', '.join(sorted(names))})")
+    return cls(**values)
+
+
+def config_from_dict(raw: dict[str, Any], *, where: str = "config") -> ExperimentConfig:
+    """Build an :class:`ExperimentConfig` from a plain mapping (e.g. parsed YAML)."""
+    raw = dict(raw or {})
+    names = {f.name for f in dataclasses.fields(ExperimentConfig)}
+    unknown = sorted(set(raw) - names)
+    if unknown:
+        raise ValueError(f"{where}: unknown key {unknown[0]!r} (known: {', '.join(sorted(names))})")
+    tracks = []
+    for i, t in enumerate(raw.pop("tracks", None) or []):
+        tracks.append(_build(TrackConfig, t, f"{where}: tracks[{i}]"))
+    seen = [t.name for t in tracks]
+    dupes = {n for n in seen if seen.count(n) > 1}
+    if dupes:
+        raise ValueError(f"{where}: duplicate track name {sorted(dupes)[0]!r}")
+    return ExperimentConfig(
+        tracks=tuple(tracks),
+        data=_build(DataConfig, raw.pop("data", None), f"{where}: data"),
+        split=_build(SplitConfig, raw.pop("split", None), f"{where}: split"),
+        report=_build(ReportConfig, raw.pop("report", None), f"{where}: report"),
+        **raw,
+    )
+
+
+def load_config(path: str | Path, *, overrides: dict[str, Any] | None = None) -> ExperimentConfig:
+    """Read a YAML config; ``overrides`` (e.g. ``{"seed": 1}``) win over the file."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ValueError(f"{path}: cannot read config: {exc}") from None
+    raw.update(overrides or {})
+    return config_from_dict(raw, where=str(path))
