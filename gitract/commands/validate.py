@@ -1,0 +1,46 @@
+"""``gitract validate``: check a Kaggle-layout dataset, listing every problem."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "data_dir",
+        type=Path,
+        metavar="DATA_DIR",
+        help="Kaggle-layout dataset folder (train/ images, train.csv)",
+    )
+    parser.add_argument(
+        "--csv",
+        type=Path,
+        default=None,
+        help="RLE CSV id,class,segmentation (default: DATA_DIR/train.csv when present)",
+    )
+    parser.add_argument(
+        "--order",
+        choices=("C", "F"),
+        default="C",
+        help="RLE pixel order (default: C, row-major)",
+    )
+    parser.add_argument(
+        "--images-subdir",
+        default="train",
+        help="folder of the scans under DATA_DIR (default: train)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print the summary and one line per problem; 1 when there are problems, else 0."""
+    from gitract.data.kaggle import validate_kaggle_dataset
+
+    report = validate_kaggle_dataset(
+        args.data_dir,
+        csv_path=args.csv,
+        order=args.order,
+        images_subdir=args.images_subdir,
+    )
+    print(report.format())
+    return 1 if report.problems else 0

@@ -1,0 +1,252 @@
+"""Generate phantom scans and write them in the UW-Madison (Kaggle) layout."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+from PIL import Image
+
+from gitract.constants import CLASSES
+from gitract.data.phantom._anatomy import Case, draw_case, draw_day
+from gitract.data.phantom._config import PhantomConfig
+from gitract.data.phantom._render import render
+from gitract.data.record import SliceStack
+from gitract.data.rle import rle_encode
+from gitract.utils.io import atomic_path
+
+#: Bumped whenever the generator's output changes for a given config.
+PHANTOM_VERSION = "1"
+
+
+def _check_index(name: str, value: int, n: int) -> int:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, np.integer))
+        or not 0 <= value < n
+    ):
+        raise ValueError(f"{name} must be an int in [0, {n}), got {value!r}")
+    return int(value)
+
+
+def _generate(config: PhantomConfig, case: Case, case_index: int, day_index: int):
+    day = draw_day(config, case_index, day_index)
+    image, masks = render(
+        case,
+        day,
+        n_slices=config.n_slices,
+        empty=config.empty_slices(),
+        extent=config.organ_extent_mm,
+    )
+    volume = np.clip(np.rint(image), 0, 65535).astype(np.uint16)
+    return volume, masks
+
+
+def generate_case_day(
+    config: PhantomConfig, case_index: int, day_index: int
+) -> tuple[NDArray[np.uint16], NDArray[np.bool_], tuple[float, float]]:
+    """Generate one scan (one case on one day) in memory.
+
+    Parameters
+    ----------
+    config : PhantomConfig
+    case_index : int
+        0-based patient index (written as ``case{case_index + 1}``).
+    day_index : int
+        0-based scan index of that patient (day number: :func:`phantom_day_numbers`).
+
+    Returns
+    -------
+    volume : ndarray of shape (S, H, W), dtype uint16
+        16-bit intensities, as written to the PNGs.
+    masks : ndarray of shape (S, H, W, 3), dtype bool
+        Channels in ``gitract.constants.CLASSES`` order (large, small bowel, stomach).
+    spacing : (float, float)
+        Pixel spacing (row_mm, col_mm).
+
+    Examples
+    --------
+    >>> cfg = PhantomConfig(n_cases=1, n_days=1, n_slices=6, sizes=((96, 80),))
+    >>> volume, masks, spacing = generate_case_day(cfg, 0, 0)
+    >>> volume.shape, volume.dtype.name, masks.shape
+    ((6, 80, 96), 'uint16', (6, 80, 96, 3))
+    """
+    case_index = _check_index("case_index", case_index, config.n_cases)
+    day_index = _check_index("day_index", day_index, config.n_days)
+    case = draw_case(config, case_index)
+    volume, masks = _generate(config, case, case_index, day_index)
+    return volume, masks, (case.spacing, case.spacing)
+
+
+def phantom_day_numbers(config: PhantomConfig, case_index: int) -> tuple[int, ...]:
+    """The day numbers (``dayM``) of one phantom patient's scans, increasing."""
+    case_index = _check_index("case_index", case_index, config.n_cases)
+    return draw_case(config, case_index).day_numbers
+
+
+def _slice_thickness(config: PhantomConfig) -> float:
+    m0, m1 = config.empty_slices()
+    return config.organ_extent_mm / (config.n_slices - m0 - m1)
+
+
+def make_phantom_case(
+    config: PhantomConfig, case_index: int, day_index: int
+) -> SliceStack:
+    """One phantom scan as a :class:`~gitract.data.record.SliceStack` (no files).
+
+    The stack equals what ``read_kaggle_dataset`` reads back from :func:`write_phantom`.
+    """
+    case_index = _check_index("case_index", case_index, config.n_cases)
+    day_index = _check_index("day_index", day_index, config.n_days)
+    case = draw_case(config, case_index)
+    volume, masks = _generate(config, case, case_index, day_index)
+    name, day = f"case{case_index + 1}", f"day{case.day_numbers[day_index]}"
+    numbers = tuple(range(1, config.n_slices + 1))
+    return SliceStack(
+        image=volume.astype(np.float32),
+        masks=masks,
+        classes=CLASSES,
+        spacing=(case.spacing, case.spacing),
+        ids=tuple(f"{name}_{day}_slice_{k:04d}" for k in numbers),
+        case=name,
+        day=day,
+        slice_numbers=numbers,
+        source=None,
+        slice_thickness=_slice_thickness(config),
+        meta={"source": "phantom", "phantom_version": PHANTOM_VERSION},
+    )
+
+
+def _png_writer():
+    try:
+        from gitract.data.kaggle import write_kaggle_png
+    except ImportError:
+        return _write_png
+    return write_kaggle_png
+
+
+def _csv_writer():
+    try:
+        from gitract.data.kaggle import write_train_csv
+    except ImportError:
+        return _write_csv
+    return write_train_csv
+
+
+def _write_png(path: Path, array: NDArray) -> None:
+    with atomic_path(path) as tmp:
+        # level 1: noisy 16-bit slices barely compress further, and it is 2x faster
+        image = Image.fromarray(np.ascontiguousarray(array, dtype=np.uint16))
+        image.save(tmp, format="PNG", compress_level=1)
+
+
+def _write_csv(frame: pd.DataFrame, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=False)
+
+
+def write_phantom(
+    out_dir: str | os.PathLike,
+    config: PhantomConfig | None = None,
+    *,
+    overwrite: bool = False,
+) -> Path:
+    """Write the phantom in the UW-Madison layout; returns ``out_dir``.
+
+    Writes ``out_dir/train.csv`` (``id,class,segmentation``: one row per slice and
+    class, row-major RLE or empty), the 16-bit grayscale
+    ``out_dir/train/caseN/caseN_dayM/scans/slice_NNNN_W_H_PW_PH.png`` and
+    ``out_dir/phantom.json`` (the config). The dataset is built in a temporary folder
+    next to ``out_dir`` and renamed into place, so ``out_dir`` appears whole or not at
+    all.
+
+    Raises
+    ------
+    FileExistsError
+        When ``out_dir`` exists, is not empty and ``overwrite`` is False (or is a file).
+    """
+    config = PhantomConfig() if config is None else config
+    out = Path(out_dir)
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not overwrite)):
+        raise FileExistsError(
+            f"{out} exists and is not an empty folder; "
+            "pass overwrite=True to replace it"
+        )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    try:
+        _write_tree(tmp, config)
+        _swap_into_place(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def _write_tree(root: Path, config: PhantomConfig) -> None:
+    write_png = _png_writer()
+    rows: list[tuple[str, str, str]] = []
+    # PNG encoding (zlib, GIL released) overlaps the next scan's rendering
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        previous: list = []
+        for case_index in range(config.n_cases):
+            case = draw_case(config, case_index)
+            name = f"case{case_index + 1}"
+            for day_index, day_number in enumerate(case.day_numbers):
+                volume, masks = _generate(config, case, case_index, day_index)
+                scans = root / "train" / name / f"{name}_day{day_number}" / "scans"
+                scans.mkdir(parents=True)
+                s = f"{case.spacing:.2f}"
+                current = []
+                for k in range(config.n_slices):
+                    number = f"{k + 1:04d}"
+                    path = (
+                        scans / f"slice_{number}_{case.width}_{case.height}_{s}_{s}.png"
+                    )
+                    current.append(pool.submit(write_png, path, volume[k]))
+                    slice_id = f"{name}_day{day_number}_slice_{number}"
+                    rows.extend(
+                        (slice_id, cls, rle_encode(masks[k, :, :, c]))
+                        for c, cls in enumerate(CLASSES)
+                    )
+                for future in previous:  # at most one scan queued; re-raises errors
+                    future.result()
+                previous = current
+        for future in previous:
+            future.result()
+    frame = pd.DataFrame(rows, columns=["id", "class", "segmentation"])
+    _csv_writer()(frame, root / "train.csv")
+    info = {
+        "generator": "gitract.data.phantom",
+        "phantom_version": PHANTOM_VERSION,
+        "config": asdict(config),
+        "slice_thickness_mm": _slice_thickness(config),
+    }
+    (root / "phantom.json").write_text(
+        json.dumps(info, indent=2, sort_keys=True) + "\n"
+    )
+
+
+def _swap_into_place(tmp: Path, out: Path) -> None:
+    if not out.exists():
+        os.rename(tmp, out)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
+    old.rmdir()
+    os.rename(out, old)
+    try:
+        os.rename(tmp, out)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.rename(old, out)
+        raise
+    shutil.rmtree(old, ignore_errors=True)

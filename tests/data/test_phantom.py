@@ -1,0 +1,244 @@
+"""The synthetic phantom: Kaggle layout, determinism, continuity, atomic writes."""
+
+from __future__ import annotations
+
+import filecmp
+import re
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from gitract.constants import CLASSES
+from gitract.data.phantom import (
+    PhantomConfig,
+    generate_case_day,
+    make_phantom_case,
+    phantom_day_numbers,
+    write_phantom,
+)
+from gitract.data.rle import rle_decode
+
+TINY = PhantomConfig(
+    n_cases=2, n_days=2, n_slices=8, sizes=((96, 80), (112, 112)), seed=3
+)
+NAME_RE = re.compile(r"^slice_(\d{4})_(\d+)_(\d+)_(\d+\.\d{2})_(\d+\.\d{2})\.png$")
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory) -> Path:
+    return write_phantom(tmp_path_factory.mktemp("phantom") / "out", TINY)
+
+
+def _dice(a: np.ndarray, b: np.ndarray) -> float:
+    return 2 * float((a & b).sum()) / float(a.sum() + b.sum())
+
+
+def test_writes_the_kaggle_layout_with_real_sizes_and_spacings(tiny_dir):
+    pngs = sorted((tiny_dir / "train").glob("case*/case*_day*/scans/*.png"))
+    assert len(pngs) == 2 * 2 * 8
+    for path in pngs:
+        m = NAME_RE.match(path.name)
+        assert m, path.name
+        with Image.open(path) as im:
+            assert im.size == (int(m.group(2)), int(m.group(3)))  # (width, height)
+            assert im.mode in ("I;16", "I")
+        assert m.group(4) == m.group(5) and float(m.group(4)) in TINY.spacings
+        case_dir, day_dir = path.parent.parent.parent.name, path.parent.parent.name
+        assert day_dir.startswith(case_dir + "_day")
+    assert {p.parent.parent.parent.name for p in pngs} == {"case1", "case2"}
+    case1 = [p for p in pngs if p.parent.parent.name.startswith("case1_")]
+    assert sorted(int(NAME_RE.match(p.name).group(1)) for p in case1)[:2] == [1, 1]
+
+
+def test_png_are_16_bit_and_equal_the_generated_volume(tiny_dir):
+    volume, masks, spacing = generate_case_day(TINY, 1, 0)
+    day = phantom_day_numbers(TINY, 1)[0]
+    scans = tiny_dir / "train" / "case2" / f"case2_day{day}" / "scans"
+    read = np.stack([np.array(Image.open(p)) for p in sorted(scans.glob("*.png"))])
+    assert read.shape == volume.shape
+    np.testing.assert_array_equal(read.astype(np.uint16), volume)
+    assert volume.max() > 255
+    assert Path(next(scans.glob("*.png"))).name.endswith(
+        f"_{spacing[0]:.2f}_{spacing[1]:.2f}.png"
+    )
+
+
+def test_csv_has_three_rows_per_id_and_rle_decodes_to_the_masks(tiny_dir):
+    frame = pd.read_csv(tiny_dir / "train.csv")
+    assert list(frame.columns) == ["id", "class", "segmentation"]
+    assert (frame.groupby("id")["class"].apply(tuple) == CLASSES).all()
+    assert frame["id"].nunique() == 2 * 2 * 8
+    for case_index in range(TINY.n_cases):
+        for day_index, day in enumerate(phantom_day_numbers(TINY, case_index)):
+            volume, masks, _ = generate_case_day(TINY, case_index, day_index)
+            for k in range(TINY.n_slices):
+                rows = frame[
+                    frame["id"] == f"case{case_index + 1}_day{day}_slice_{k + 1:04d}"
+                ]
+                for c, cls in enumerate(CLASSES):
+                    rle = rows.loc[rows["class"] == cls, "segmentation"].iloc[0]
+                    np.testing.assert_array_equal(
+                        rle_decode(rle, volume.shape[1:]), masks[k, ..., c]
+                    )
+
+
+def test_same_seed_same_bytes_other_seed_differs(tmp_path, tiny_dir):
+    config = replace(TINY, n_cases=1, n_days=1)
+    a = write_phantom(tmp_path / "a", config)
+    b = write_phantom(tmp_path / "b", config)
+    c = write_phantom(tmp_path / "c", replace(config, seed=4))
+    files = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(b) for p in b.rglob("*") if p.is_file())
+    assert all(filecmp.cmp(a / f, b / f, shallow=False) for f in files)
+    assert (a / "train.csv").read_bytes() != (c / "train.csv").read_bytes()
+    # a case's first scan does not depend on how many cases or days are written
+    assert all(
+        filecmp.cmp(a / f, tiny_dir / f, shallow=False)
+        for f in files
+        if f.suffix == ".png"
+    )
+
+
+def test_organs_are_continuous_and_absent_from_end_slices():
+    # near-default geometry (adult-sized body, ~6 mm slices), smaller images
+    config = PhantomConfig(
+        n_cases=2,
+        n_days=1,
+        n_slices=24,
+        sizes=((200, 180),),
+        spacings=(1.5,),
+        organ_extent_mm=110.0,
+        seed=1,
+    )
+    for case_index in range(config.n_cases):
+        _, masks, _ = generate_case_day(config, case_index, 0)
+        start, stop = config.empty_slices()
+        assert not masks[:start].any() and not masks[masks.shape[0] - stop :].any()
+        for c in range(3):
+            present = masks[..., c].any(axis=(1, 2))
+            assert present.sum() >= 4, CLASSES[c]
+            dices = [
+                _dice(masks[k, ..., c], masks[k + 1, ..., c])
+                for k in range(len(present) - 1)
+                if present[k] and present[k + 1]
+            ]
+            assert np.mean(dices) > 0.6, (CLASSES[c], np.round(dices, 2))
+
+
+def test_every_class_present_and_days_deform_the_anatomy():
+    for case_index in range(TINY.n_cases):
+        _, day0, _ = generate_case_day(TINY, case_index, 0)
+        _, day1, _ = generate_case_day(TINY, case_index, 1)
+        assert day0.any(axis=(0, 1, 2)).all() and day1.any(axis=(0, 1, 2)).all()
+        assert not np.array_equal(day0, day1)
+        assert _dice(day0.any(-1), day1.any(-1)) > 0.4  # same patient, moved a little
+        assert len(set(phantom_day_numbers(TINY, case_index))) == TINY.n_days
+
+
+def test_intensity_scale_differs_per_case():
+    config = replace(TINY, n_cases=4, n_days=1)
+    maxima = [int(generate_case_day(config, i, 0)[0].max()) for i in range(4)]
+    assert max(maxima) > 1.3 * min(maxima), maxima
+    assert all(2000 * 0.7 < m < 30000 * 1.6 for m in maxima), maxima
+
+
+def test_make_phantom_case_matches_generate(tiny_dir):
+    stack = make_phantom_case(TINY, 0, 1)
+    volume, masks, spacing = generate_case_day(TINY, 0, 1)
+    np.testing.assert_array_equal(stack.image, volume.astype(np.float32))
+    np.testing.assert_array_equal(stack.masks, masks)
+    day = phantom_day_numbers(TINY, 0)[1]
+    assert stack.ids[0] == f"case1_day{day}_slice_0001" and stack.spacing == spacing
+    assert stack.case == "case1" and stack.slice_numbers[0] == 1
+
+
+def test_refuses_a_non_empty_out_dir_and_overwrites_on_request(tmp_path):
+    config = replace(TINY, n_cases=1, n_days=1, n_slices=4)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="overwrite"):
+        write_phantom(out, config)
+    assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]
+    write_phantom(out, config, overwrite=True)
+    assert not (out / "keep.txt").exists() and (out / "train.csv").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no temporary left
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert (write_phantom(empty, config) / "train.csv").is_file()
+
+
+def test_a_failed_write_leaves_nothing(tmp_path, monkeypatch):
+    import gitract.data.phantom._write as writer
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(writer, "_csv_writer", lambda: boom)
+    with pytest.raises(RuntimeError, match="disk full"):
+        write_phantom(tmp_path / "out", replace(TINY, n_cases=1, n_days=1, n_slices=4))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_writes_and_reports(tmp_path, capsys):
+    from gitract.cli import main
+
+    out = tmp_path / "cli"
+    args = [
+        "phantom",
+        str(out),
+        "--cases",
+        "1",
+        "--days",
+        "1",
+        "--slices",
+        "5",
+        "--seed",
+        "2",
+    ]
+    assert main(args) == 0
+    assert "5 PNGs" in capsys.readouterr().out
+    assert len(pd.read_csv(out / "train.csv")) == 15
+    assert main(args) == 1  # refuses to overwrite
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("n_cases", 0),
+        ("n_slices", 3),
+        ("sizes", ((32, 32),)),
+        ("empty_fraction", 0.95),
+        ("spacings", ()),
+        ("max_intensity", (5000.0, 100.0)),
+        ("seed", -1),
+    ],
+)
+def test_config_rejects_bad_values(field, value):
+    with pytest.raises(ValueError, match=field):
+        PhantomConfig(**{field: value})
+
+
+def test_generate_rejects_out_of_range_indices():
+    with pytest.raises(ValueError, match="case_index"):
+        generate_case_day(TINY, 2, 0)
+    with pytest.raises(ValueError, match="day_index"):
+        generate_case_day(TINY, 0, -1)
+
+
+def test_kaggle_reader_reads_the_phantom(tiny_dir):
+    kaggle = pytest.importorskip("gitract.data.kaggle")
+    if not hasattr(kaggle, "read_kaggle_dataset"):
+        pytest.skip("gitract.data.kaggle.read_kaggle_dataset not written yet")
+    stacks = kaggle.read_kaggle_dataset(tiny_dir)
+    assert len(stacks) == 4
+    by_key = {s.key: s for s in stacks}
+    stack = make_phantom_case(TINY, 1, 1)
+    read = by_key[stack.key]
+    np.testing.assert_array_equal(read.image, stack.image)
+    np.testing.assert_array_equal(read.masks, stack.masks)
+    assert read.spacing == stack.spacing
