@@ -9,6 +9,7 @@ import importlib
 
 _WHERE = {
     "SmallBlockCNN": "gitract.models.nets._block_cnn",
+    "to_dense": "gitract.models.nets._block_cnn",
     "UNet": "gitract.models.nets._unet",
 }
 

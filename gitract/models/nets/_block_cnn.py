@@ -36,7 +36,6 @@ from collections.abc import Sequence
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 __all__ = ["DenseBlockCNN", "SmallBlockCNN", "plan_block_cnn", "to_dense"]
 
@@ -298,13 +297,11 @@ def to_dense(net: SmallBlockCNN) -> DenseBlockCNN:
         raise TypeError(f"net must be a SmallBlockCNN, got {type(net).__name__}")
     layers: list[nn.Module] = []
     dilation, mods, i = 1, list(net.features), 0
-    channels = 1
     while i < len(mods):
         mod = mods[i]
         if isinstance(mod, nn.Conv2d):
             bn = mods[i + 1] if i + 1 < len(mods) and isinstance(mods[i + 1], nn.BatchNorm2d) else None
             layers.append(_fold_conv(mod, bn, dilation))
-            channels = mod.out_channels
             i += 2 if bn is not None else 1
         elif isinstance(mod, nn.MaxPool2d):
             layers.append(_DilatedPool(mod.kernel_size, dilation, "max"))

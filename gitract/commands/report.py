@@ -1,0 +1,19 @@
+"""``gitract report RUN_DIR``: rebuild a finished run's report without retraining."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_dir", help="a finished comparison run folder")
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from gitract.compare import build_report
+
+    path = build_report(Path(args.run_dir))
+    print(f"report: {path}")
+    return 0

@@ -1,0 +1,46 @@
+"""Predict a Kaggle submission with a track trained in a finished run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from gitract.data.record import DataError
+
+
+def load_trained_track(run_dir: str | Path, track: str, *, fold: int = 0):
+    """``(adapter, tuning)`` of ``track`` in ``run_dir`` (model and validation thresholds)."""
+    import pandas as pd
+
+    from gitract.compare._tracks import make_track
+    from gitract.postprocessing import ThresholdTuning
+
+    run_dir = Path(run_dir)
+    config = json.loads((run_dir / "config.json").read_text())
+    tracks = {t["name"]: t for t in config["tracks"]}
+    if track not in tracks:
+        raise DataError(f"{run_dir}: no track {track!r} (tracks: {', '.join(tracks)})")
+    step = run_dir / "steps" / f"fold{fold}" / track
+    if not (step / "model" / "done.json").is_file() or not (step / "eval" / "done.json").is_file():
+        raise DataError(f"{step}: track {track!r} did not finish in this run")
+    t = tracks[track]
+    adapter = make_track(t["kind"], t["params"], random_state=0).load(step / "model")
+    tun = json.loads((step / "eval" / "metrics.json").read_text())["tuning"]
+    tuning = ThresholdTuning(classes=tuple(tun["classes"]), thresholds=tuple(tun["thresholds"]),
+                             min_sizes=tuple(tun["min_sizes"]), sweep=pd.DataFrame(),
+                             keys=tuple(tun["keys"]), hausdorff_pool=int(tun["hausdorff_pool"]))
+    return adapter, tuning
+
+
+def predict_submission(run_dir, track: str, data_dir, out, *, fold: int = 0,
+                       images_subdir: str = "test") -> tuple[Path, int]:
+    """Write ``id,class,predicted`` for every slice under ``data_dir/images_subdir``."""
+    from gitract.data.kaggle import read_kaggle_dataset, stacks_to_rle_frame, write_submission
+
+    adapter, tuning = load_trained_track(run_dir, track, fold=fold)
+    stacks = read_kaggle_dataset(data_dir, images_subdir=images_subdir)
+    proba = adapter.predict_proba(stacks)
+    masks = {k: tuning.apply(p) for k, p in proba.items()}
+    frame = stacks_to_rle_frame(stacks, masks, column="predicted")
+    write_submission(frame, out)
+    return Path(out), sum(s.n_slices for s in stacks)

@@ -1,0 +1,314 @@
+"""``report.md`` and figures from a finished run folder (no retraining)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from gitract.utils.io import atomic_path, write_text_atomic
+
+FIGURES = ("probability_maps", "threshold_sweeps", "reliability", "confusion", "empty_slices")
+
+#: Columns of the main table: (key, header, lower is better, format).
+_COLUMNS = [
+    ("dice:large_bowel", "Dice LB", False, "{:.3f}"),
+    ("dice:small_bowel", "Dice SB", False, "{:.3f}"),
+    ("dice:stomach", "Dice St", False, "{:.3f}"),
+    ("dice", "Dice", False, "{:.3f}"),
+    ("hausdorff", "Hausdorff", True, "{:.3f}"),
+    ("score", "Score", False, "{:.3f}"),
+    ("localisation_mm", "Centroid err. (mm)", True, "{:.1f}"),
+    ("empty_fp_rate", "FP on empty slices", True, "{:.2f}"),
+    ("fit_s", "Fit (s)", True, "{:.1f}"),
+    ("ms_per_slice", "Infer (ms/slice)", True, "{:.0f}"),
+    ("model_bytes", "Model size", True, None),
+]
+
+
+def _value(track: dict, key: str) -> float:
+    if ":" in key:
+        metric, cls = key.split(":")
+        return track["per_class"].get(cls, {}).get(metric, math.nan)
+    v = track.get(key)
+    return math.nan if v is None else float(v)
+
+
+def _fmt_bytes(n: float) -> str:
+    if not math.isfinite(n):
+        return "n/a"
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+def _nan(v: Any) -> float:
+    return math.nan if v is None else float(v)
+
+
+def main_table(summary: dict) -> pd.DataFrame:
+    """One row per track with the report's numeric columns (the numbers ``summary.json`` holds)."""
+    rows = []
+    for name, t in summary["tracks"].items():
+        row = {"track": name}
+        for key, _, _, _ in _COLUMNS:
+            row[key] = _nan(_value(t, key)) if ":" not in key else _nan(_value(t, key))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _markdown_table(summary: dict, classes: list[str]) -> str:
+    table = main_table(summary)
+    cols = [c for c in _COLUMNS if not c[0].startswith("dice:") or c[0].split(":")[1] in classes]
+    header = "| track | " + " | ".join(h for _, h, _, _ in cols) + " |"
+    lines = [header, "|" + "---|" * (len(cols) + 1)]
+    best = {}
+    for key, _, lower, _ in cols:
+        vals = table[key].to_numpy(dtype=float)
+        if np.isfinite(vals).any():
+            best[key] = np.nanmin(vals) if lower else np.nanmax(vals)
+    std = {name: t.get("std", {}) for name, t in summary["tracks"].items()}
+    for _, row in table.iterrows():
+        cells = []
+        for key, _, _, fmt in cols:
+            v = row[key]
+            text = _fmt_bytes(v) if fmt is None else ("n/a" if not math.isfinite(v) else fmt.format(v))
+            sd = std[row["track"]].get(key)
+            if sd is not None and math.isfinite(_nan(sd)):
+                text += f" ± {sd:.3f}"
+            if key in best and math.isfinite(v) and np.isclose(v, best[key]):
+                text = f"**{text}**"
+            cells.append(text)
+        lines.append(f"| {row['track']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def written_summary(summary: dict) -> str:
+    """A few sentences on which approach wins where, generated from the numbers."""
+    tracks = summary["tracks"]
+    if not tracks:
+        return "No track finished."
+    table = main_table(summary)
+    lines = []
+
+    def best(key, lower=False):
+        vals = table.set_index("track")[key].astype(float).dropna()
+        if vals.empty:
+            return None, math.nan
+        name = vals.idxmin() if lower else vals.idxmax()
+        return name, float(vals[name])
+
+    name, v = best("score")
+    lines.append(f"- Best competition score: **{name}** ({v:.3f}).")
+    name, v = best("dice")
+    lines.append(f"- Best mean Dice: **{name}** ({v:.3f}).")
+    classes = list(next(iter(tracks.values()))["per_class"])
+    for cls in classes:
+        n, val = best(f"dice:{cls}")
+        if n is not None:
+            lines.append(f"- {cls}: best Dice by **{n}** ({val:.3f}).")
+    kinds = {name: t.get("kind") for name, t in tracks.items()}
+    by_kind: dict[str, tuple[str, float]] = {}
+    for name, t in tracks.items():
+        s = _nan(t.get("score"))
+        k = {"blocks": "classical block classifiers", "cnn": "CNN block classifiers",
+             "unet": "U-Net"}.get(kinds[name], kinds[name])
+        if math.isfinite(s) and (k not in by_kind or s > by_kind[k][1]):
+            by_kind[k] = (name, s)
+    if len(by_kind) > 1:
+        ordered = sorted(by_kind.items(), key=lambda kv: -kv[1][1])
+        parts = [f"{k} (best {n}, {s:.3f})" for k, (n, s) in ordered]
+        lines.append("- By family, ranked by score: " + "; ".join(parts) + ".")
+    sizes = {}
+    for name, t in tracks.items():
+        bs = (t.get("params") or {}).get("block_size")
+        if bs:
+            sizes.setdefault(bs, []).append(_nan(t.get("score")))
+    if len(sizes) > 1:
+        means = {bs: float(np.nanmean(v)) for bs, v in sizes.items()}
+        a, b = sorted(means, key=lambda k: -means[k])[:2]
+        lines.append(f"- Block size: {a}x{a} blocks average a score of {means[a]:.3f} against "
+                     f"{means[b]:.3f} for {b}x{b} over the block tracks.")
+    name, v = best("ms_per_slice", lower=True)
+    if name is not None:
+        lines.append(f"- Fastest inference: **{name}** ({v:.0f} ms per slice).")
+    name, v = best("empty_fp_rate", lower=True)
+    if name is not None and math.isfinite(v):
+        lines.append(f"- Fewest false positives on organ-free slices: **{name}** ({v:.2f} of them).")
+    return "\n".join(lines)
+
+
+def _save_fig(fig, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+
+
+def _figures(out: Path, summary: dict, classes: list[str]) -> dict[str, list[str]]:
+    from gitract import plots
+
+    figdir = out / "figures"
+    figdir.mkdir(exist_ok=True)
+    made: dict[str, list[str]] = {k: [] for k in FIGURES}
+    tracks = list(summary["tracks"])
+
+    examples = json.loads((out / "examples.json").read_text())["ids"]
+    if examples:
+        from gitract.compare._run import load_stacks
+        from gitract.config import config_from_dict
+
+        raw = json.loads((out / "config.json").read_text())
+        raw.pop("config_path", None)
+        cfg = config_from_dict(raw)
+        stacks = {}
+        for s in load_stacks(cfg):
+            for i, sid in enumerate(s.ids):
+                if sid in examples:
+                    stacks[sid] = (s, i)
+        maps = {}
+        for name in tracks:
+            path = out / "steps" / "fold0" / name / "eval" / "examples.npz"
+            if path.is_file():
+                with np.load(path) as z:
+                    maps[name] = {k: z[k].astype(np.float32) for k in z.files}
+        from gitract.evaluation import normalize_stack
+
+        for n, sid in enumerate(examples):
+            if sid not in stacks:
+                continue
+            stack, i = stacks[sid]
+            image = normalize_stack(stack)[i]
+            per_track = {name: m[sid] for name, m in maps.items() if sid in m}
+            fig = plots.plot_proba_maps(image, per_track, stack.masks[i], classes=classes,
+                                        title=f"{sid}: probability maps (cyan: truth contour)")
+            fname = f"probability_maps_{n}.png"
+            _save_fig(fig, figdir / fname)
+            made["probability_maps"].append(fname)
+
+    sweep = pd.read_csv(out / "sweep.csv") if (out / "sweep.csv").stat().st_size > 1 else None
+    if sweep is not None and len(sweep):
+        part = sweep[sweep["fold"] == 0]
+        fig = plots.plot_threshold_sweeps(
+            {name: g for name, g in part.groupby("model", sort=False)}, classes=classes)
+        _save_fig(fig, figdir / "threshold_sweeps.png")
+        made["threshold_sweeps"].append("threshold_sweeps.png")
+
+    cal = pd.read_csv(out / "calibration.csv")
+    agg = (cal.assign(sum_p=cal["mean_proba"] * cal["count"], pos=cal["frac_pos"] * cal["count"])
+           .groupby(["model", "class", "bin"], sort=False)[["sum_p", "pos", "count"]].sum()
+           .reset_index())
+    agg["mean_proba"] = agg["sum_p"] / agg["count"]
+    agg["frac_pos"] = agg["pos"] / agg["count"]
+    fig = plots.plot_reliability(agg.rename(columns={"model": "track"}), classes=classes)
+    _save_fig(fig, figdir / "reliability.png")
+    made["reliability"].append("reliability.png")
+
+    conf = pd.read_csv(out / "confusion.csv")
+    labels = ["background", *classes]
+    mats = {}
+    for name, g in conf.groupby("model", sort=False):
+        g = g.groupby(["true", "predicted"])["count"].sum()
+        mats[name] = np.array([[g.get((t, p), 0) for p in labels] for t in labels])
+    fig = plots.plot_confusions(mats, labels=labels)
+    _save_fig(fig, figdir / "confusion.png")
+    made["confusion"].append("confusion.png")
+
+    empty = pd.read_csv(out / "empty.csv")
+    agg = empty.groupby(["model", "class"], sort=False)[["n_empty_slices", "n_false_positive"]].sum()
+    agg = agg.reset_index()
+    agg["fp_rate"] = agg["n_false_positive"] / agg["n_empty_slices"].where(agg["n_empty_slices"] > 0)
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 3), layout="constrained")
+    plots.plot_bars(agg.rename(columns={"model": "track"}), column="fp_rate",
+                    ylabel="share of empty slices\nwith a prediction", ax=ax)
+    _save_fig(fig, figdir / "empty_slices.png")
+    made["empty_slices"].append("empty_slices.png")
+    return made
+
+
+def build_report(out: str | Path) -> Path:
+    """Write ``report.md`` and ``figures/`` for a finished run folder.
+
+    Everything comes from the run folder's files (``summary.json``, the CSVs and the saved
+    example maps), so ``gitract report RUN_DIR`` rebuilds it without retraining.
+    """
+    out = Path(out)
+    from gitract.compare._run import aggregate_run
+
+    summary = aggregate_run(out)
+    config = json.loads((out / "config.json").read_text())
+    env = json.loads((out / "env.json").read_text())
+    splits = summary["split"]
+    any_track = next(iter(summary["tracks"].values()), None)
+    classes = list(any_track["per_class"]) if any_track else []
+    made = _figures(out, summary, classes) if any_track else {}
+    ds = summary["dataset"]
+    lines = [f"# gitract comparison: {config['name']}", ""]
+    if summary["synthetic"]:
+        lines += ["> **SYNTHETIC DATA.** This run used the embedded abdominal-MRI phantom "
+                  "(`gitract.data.phantom`), not patient images. Its numbers say how the methods "
+                  "behave on the phantom, not on real MRI.", ""]
+    else:
+        lines += [f"> Real data: `{ds['kind']}` ({ds['path'] or 'default location'}).", ""]
+    n_slices = pd.read_csv(out / "metrics_per_slice.csv")["id"].nunique() if any_track else 0
+    lines += [
+        "## Dataset and split", "",
+        f"- Dataset: `{ds['kind']}`" + (f" with phantom settings `{ds['phantom']}`" if ds['phantom'] else ""),
+        f"- Cases: {len(splits['cases'])} ({', '.join(splits['cases'])})",
+        f"- Split: {splits['scheme']}; seed {splits['seed']}; {len(splits['folds'])} fold(s).",
+    ]
+    for k, f in enumerate(splits["folds"]):
+        lines.append(f"  - fold {k}: train {f['train']}, val {f['val']}, test {f['test']}")
+    lines += [
+        f"- Test slices scored (all folds): {n_slices}",
+        f"- Metric: competition score = 0.4·Dice + 0.6·(1 − 3D Hausdorff); Dice over (slice, class) "
+        f"rows, Hausdorff over (case-day, class) volumes. {summary['conventions']}",
+        "- Thresholds and minimum component sizes tuned per class on validation cases only.",
+        f"- Machine: {env['processor']}, {env['cpu_count']} CPUs, device {env['device']}"
+        + (f" ({env['gpu']})" if env.get("gpu") else "") + f"; torch threads {env['torch_threads']}.",
+        f"- Versions: " + ", ".join(f"{k} {v}" for k, v in env["versions"].items() if v),
+        f"- Seed {config['seed']}, torch deterministic algorithms: {config['deterministic']}.",
+        "",
+        "## Tracks", "",
+        "| track | kind | settings |", "|---|---|---|",
+    ]
+    for name, t in summary["tracks"].items():
+        lines.append(f"| {name} | {t['kind']} | `{json.dumps(t['params'], sort_keys=True)}` |")
+    lines += ["", "## Main table", "",
+              "Mean over folds (± standard deviation where there are several); best per column in bold. "
+              "Centroid error: distance between predicted and true organ centroids per slice and "
+              "class where both exist. FP on empty slices: share of organ-free slices with any "
+              "prediction. Inference: probability map of one test slice.", ""]
+    lines.append(_markdown_table(summary, classes) if any_track else "(no finished track)")
+    lines += ["", "## Summary (generated from the numbers)", "", written_summary(summary), "",
+              "## Figures", ""]
+    captions = {
+        "probability_maps": "Probability maps per class, every track side by side, truth contours",
+        "threshold_sweeps": "Validation score against threshold (fold 0)",
+        "reliability": "Reliability (calibration) curves per class, test pixels",
+        "confusion": "Block-classification confusion matrices (dominant class at block centres, "
+                     "8-pixel grid, row-normalised)",
+        "empty_slices": "False positives on organ-free slices, per class",
+    }
+    for key in FIGURES:
+        for fname in made.get(key, []):
+            lines += [f"### {captions[key]}", "", f"![{key}](figures/{fname})", ""]
+    lines += ["## Files", "",
+              "`summary.json` (the numbers above), `metrics_per_slice.csv`, `metrics_per_case.csv`, "
+              "`splits.json`, `config.json`, `env.json`, `log.txt`; per step under `steps/`: "
+              "`predictions.csv` (the thresholded test masks as RLE), `metrics.json`, the sweep, "
+              "calibration, confusion and empty-slice tables.", "",
+              f"Reproduce: `python experiments/compare.py {config.get('config_path') or 'CONFIG'} "
+              f"--out {out}`", ""]
+    path = out / "report.md"
+    write_text_atomic(path, "\n".join(lines))
+    return path

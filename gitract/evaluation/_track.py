@@ -1,0 +1,297 @@
+"""Training a block track and predicting probability maps of stacks."""
+
+from __future__ import annotations
+
+import math
+import pickle
+import time
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from gitract.blocks import block_grid, dominant_labels, sample_block_centres
+from gitract.data.record import SliceStack
+from gitract.evaluation._config import BlockTrackConfig
+from gitract.postprocessing import ThresholdTuning
+from gitract.probmaps import centres_to_map, organ_proba, predict_proba_map
+
+
+def normalize_stack(stack: SliceStack) -> NDArray[np.float32]:
+    """(S, H, W) float32 in [0, 1]: the stack's volume normalised as one volume.
+
+    A constant volume (nothing to see) becomes zeros instead of raising.
+    """
+    from gitract.preprocessing import normalize_intensity
+
+    if float(np.ptp(stack.image)) == 0.0:
+        return np.zeros(stack.image.shape, np.float32)
+    return normalize_intensity(stack.image)
+
+
+def _slice_seed(random_state: int, slice_id: str) -> int:
+    seq = np.random.SeedSequence([int(random_state) % 2**32, zlib.crc32(slice_id.encode())])
+    return int(seq.generate_state(1)[0])
+
+
+def _body_mask(image: NDArray[np.float32]) -> NDArray[np.bool_]:
+    from gitract.features import find_body
+
+    return find_body(image).mask
+
+
+def _train_key(stack, s, featurizer, config):
+    return ("train", stack.key, stack.ids[s], repr(featurizer), config.n_per_class,
+            config.background_cap, config.border_fraction, config.body_background,
+            config.random_state)
+
+
+def _grid_key(stack, s, featurizer, step):
+    return ("grid", stack.key, stack.ids[s], repr(featurizer), int(step))
+
+
+def _slice_features(stack, s, image, featurizer, config, cache, want, *, step=None):
+    """Training ``(X, y, seconds)`` or grid ``(X, rows, cols, seconds)`` of slice ``s``.
+
+    With a cache, one ``prepare`` fills both entries (every slice is eventually used
+    for training in one fold and predicted in another).
+    """
+    step = config.step if step is None else step
+    keys = {"train": _train_key(stack, s, featurizer, config),
+            "grid": _grid_key(stack, s, featurizer, step)}
+    if cache is not None and keys[want] in cache:
+        return cache[keys[want]]
+    todo = [want]
+    if cache is not None and stack.masks is not None:
+        todo = [w for w in ("train", "grid") if keys[w] not in cache]
+    t0 = time.perf_counter()
+    state = featurizer.prepare(image)
+    prep = time.perf_counter() - t0
+    out = {}
+    for what in todo:
+        t0 = time.perf_counter()
+        if what == "train":
+            mask = stack.masks[s]
+            rows, cols = sample_block_centres(
+                mask, n_per_class=config.n_per_class, background_cap=config.background_cap,
+                border_fraction=config.border_fraction, block_size=config.block_size,
+                body_mask=_body_mask(image) if config.body_background else None,
+                random_state=_slice_seed(config.random_state, stack.ids[s]),
+            )
+            X = featurizer.transform_prepared(state, rows, cols)
+            y = dominant_labels(mask, rows, cols, classes=stack.classes)
+            out[what] = (X, y, prep + time.perf_counter() - t0)
+        else:
+            rows, cols = block_grid(image.shape, step=step)
+            rr, cc = np.meshgrid(rows, cols, indexing="ij")
+            X = featurizer.transform_prepared(state, rr.ravel(), cc.ravel())
+            out[what] = (X, rows, cols, prep + time.perf_counter() - t0)
+        if cache is not None:
+            cache[keys[what]] = out[what]
+    return out[want]
+
+
+# --------------------------------------------------------------------------- train
+@dataclass
+class BlockTrack:
+    """A fitted block-classifier track.
+
+    Attributes
+    ----------
+    model : estimator
+        Fitted; ``predict_proba`` columns ordered like ``model.classes_`` (ints).
+    featurizer : object
+        From ``config.make_featurizer()``.
+    config : BlockTrackConfig
+    classes : tuple of str
+        Organ classes of the probability-map channels.
+    tuning : ThresholdTuning or None
+        Thresholds chosen on validation stacks (None until tuned).
+    fit_seconds, featurize_seconds : float
+        Classifier fit time and training-feature time (summed over slices).
+    n_train_blocks : int
+    class_counts : dict
+        Training blocks per label (0 = background).
+    train_keys : tuple of str
+    """
+
+    model: Any
+    featurizer: Any
+    config: BlockTrackConfig
+    classes: tuple[str, ...]
+    tuning: ThresholdTuning | None = None
+    fit_seconds: float = math.nan
+    featurize_seconds: float = math.nan
+    n_train_blocks: int = 0
+    class_counts: dict[int, int] = field(default_factory=dict)
+    train_keys: tuple[str, ...] = ()
+
+    def __iter__(self):
+        """``model, featurizer = track``."""
+        return iter((self.model, self.featurizer))
+
+    def predict_proba(self, stacks: Sequence[SliceStack], *, cache: dict | None = None) -> ProbaMaps:
+        """:func:`predict_stacks` with this track's featurizer, step and interpolation."""
+        return predict_stacks(self.model, self.featurizer, stacks, step=self.config.step,
+                              interpolation=self.config.interpolation, classes=self.classes,
+                              cache=cache, config=self.config)
+
+    def predict_masks(self, stacks: Sequence[SliceStack]) -> dict[str, NDArray[np.bool_]]:
+        """Thresholded masks ``{key: (S, H, W, C) bool}`` (0.5 when untuned)."""
+        tuning = self.tuning or ThresholdTuning.fixed(self.classes)
+        return {key: tuning.apply(p) for key, p in self.predict_proba(stacks).items()}
+
+    @property
+    def model_bytes(self) -> int:
+        """Size of the pickled model."""
+        return len(pickle.dumps(self.model, protocol=pickle.HIGHEST_PROTOCOL))
+
+
+def train_block_track(
+    train_stacks: Sequence[SliceStack],
+    config: BlockTrackConfig = BlockTrackConfig(),
+    *,
+    cache: dict | None = None,
+) -> BlockTrack:
+    """Fit a block classifier on the labelled training stacks.
+
+    Each volume is normalised, block centres are sampled per slice (class-balanced,
+    seeded per slice), featurised and labelled by the dominant class at the centre.
+
+    Parameters
+    ----------
+    train_stacks : list of SliceStack
+        Labelled stacks of the training cases.
+    config : BlockTrackConfig
+    cache : dict, optional
+        Keeps per-slice features for later calls (see the module notes).
+
+    Returns
+    -------
+    BlockTrack
+        ``model, featurizer = train_block_track(...)`` also works.
+
+    Raises
+    ------
+    ValueError
+        No stacks, unlabelled stacks, mixed classes, or a single label overall.
+    """
+    if not train_stacks:
+        raise ValueError("train_stacks must hold at least one labelled SliceStack")
+    classes = train_stacks[0].classes
+    featurizer = config.make_featurizer()
+    Xs, ys, feat_seconds = [], [], 0.0
+    for stack in train_stacks:
+        if stack.masks is None:
+            raise ValueError(f"training stack {stack.key!r} has no masks")
+        if stack.classes != classes:
+            raise ValueError(f"training stack {stack.key!r} classes {stack.classes} != {classes}")
+        volume = normalize_stack(stack)
+        for s in range(stack.n_slices):
+            X, y, seconds = _slice_features(stack, s, volume[s], featurizer, config, cache, "train")
+            Xs.append(X)
+            ys.append(y)
+            feat_seconds += seconds
+    X = np.concatenate(Xs)
+    y = np.concatenate(ys)
+    labels, counts = np.unique(y, return_counts=True)
+    if len(labels) < 2:
+        raise ValueError(f"training blocks hold a single label {labels.tolist()}; need organs and background")
+    model = config.make_model()
+    t0 = time.perf_counter()
+    model.fit(X, y)
+    fit_seconds = time.perf_counter() - t0
+    return BlockTrack(
+        model=model, featurizer=featurizer, config=config, classes=tuple(classes),
+        fit_seconds=fit_seconds, featurize_seconds=feat_seconds, n_train_blocks=int(len(y)),
+        class_counts={int(k): int(v) for k, v in zip(labels, counts, strict=True)},
+        train_keys=tuple(s.key for s in train_stacks),
+    )
+
+
+# --------------------------------------------------------------------------- predict
+class ProbaMaps(dict):
+    """``{key: (S, H, W, C) float32}`` probability maps plus timing attributes.
+
+    Attributes
+    ----------
+    seconds : float
+        Wall time of featurising, classifying and interpolating all slices.
+    n_slices : int
+    ms_per_slice : float
+    """
+
+    seconds: float = math.nan
+    n_slices: int = 0
+
+    @property
+    def ms_per_slice(self) -> float:
+        return 1000.0 * self.seconds / self.n_slices if self.n_slices else math.nan
+
+
+def predict_stacks(
+    model: Any,
+    featurizer: Any,
+    stacks: Sequence[SliceStack],
+    *,
+    step: int = 4,
+    interpolation: str = "linear",
+    classes: Sequence[str] | None = None,
+    cache: dict | None = None,
+    config: BlockTrackConfig | None = None,
+) -> ProbaMaps:
+    """Probability maps of every slice of every stack.
+
+    Each volume is normalised as in training, then each slice goes through the block
+    grid + interpolation of :mod:`gitract.probmaps` (a model with
+    ``predict_proba_dense`` and ``featurizer=None`` uses its dense pass).
+
+    Parameters
+    ----------
+    model : fitted block classifier
+    featurizer : object or None
+    stacks : list of SliceStack
+    step : int, default 4
+    interpolation : {"nearest", "linear", "cubic"}
+    classes : sequence of str, optional
+        Output channels; default each stack's ``classes``.
+    cache : dict, optional
+        Per-slice grid features (needs ``config`` for the sampling keys).
+    config : BlockTrackConfig, optional
+
+    Returns
+    -------
+    ProbaMaps
+        ``{key: (S, H, W, C) float32}``; ``.ms_per_slice`` is the time to make one
+        slice's map (features included, also when they came from the cache).
+    """
+    out = ProbaMaps()
+    total = 0.0
+    n = 0
+    for stack in stacks:
+        names = tuple(stack.classes if classes is None else classes)
+        volume = normalize_stack(stack)
+        maps = np.zeros((*volume.shape, len(names)), np.float32)
+        for s in range(stack.n_slices):
+            t0 = time.perf_counter()
+            if featurizer is None or cache is None or config is None:
+                maps[s] = predict_proba_map(model, volume[s], featurizer=featurizer, step=step,
+                                            interpolation=interpolation, classes=names,
+                                            block_size=None if config is None else config.block_size)
+                total += time.perf_counter() - t0
+            else:
+                X, rows, cols, feat_seconds = _slice_features(
+                    stack, s, volume[s], featurizer, config, cache, "grid", step=step)
+                t0 = time.perf_counter()
+                grid = organ_proba(np.asarray(model.predict_proba(X)), model, names)
+                maps[s] = centres_to_map(grid.reshape(len(rows), len(cols), -1), rows, cols,
+                                         volume.shape[1:], interpolation=interpolation)
+                total += feat_seconds + time.perf_counter() - t0
+            n += 1
+        out[stack.key] = maps
+    out.seconds = total
+    out.n_slices = n
+    return out

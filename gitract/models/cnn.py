@@ -1,0 +1,481 @@
+"""``BlockCNNClassifier``: a scikit-learn facade over :class:`SmallBlockCNN`.
+
+``X`` holds flattened raw blocks (n, block_size**2) float32 (or (n, bs, bs)); ``y`` the
+class of each block's centre pixel. Besides the usual ``predict_proba`` the estimator
+offers ``predict_proba_dense(image)``: the probabilities of the block centred at every
+pixel of a slice from one fully convolutional pass (see
+:func:`gitract.models.nets._block_cnn.to_dense`), equal to block-wise ``predict_proba`` on
+reflect-padded blocks. ``gitract.probmaps.predict_proba_map`` uses it when present.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import io
+import math
+import os
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
+from tqdm.auto import tqdm
+
+from gitract.models._device import select_device
+from gitract.models.nets._block_cnn import SmallBlockCNN, to_dense
+from gitract.utils._random import check_random_state
+from gitract.utils.io import atomic_path
+
+__all__ = ["BlockCNNClassifier"]
+
+_FORMAT = "gitract.BlockCNNClassifier/1"
+
+
+@contextlib.contextmanager
+def _torch_threads(n: int | None) -> Iterator[None]:
+    """Use ``n`` intra-op threads inside the block (``None``: leave torch's setting)."""
+    if n is None:
+        yield
+        return
+    old = torch.get_num_threads()
+    torch.set_num_threads(int(n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+def _augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Random dihedral transform per block (flips and 90-degree turns keep the centre)."""
+    n = x.shape[0]
+    flip = torch.rand(n, generator=gen) < 0.5
+    turns = torch.randint(0, 4, (n,), generator=gen)
+    flip, turns = flip.to(x.device), turns.to(x.device)
+    x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+    out = x.clone()
+    for k in (1, 2, 3):
+        sel = turns == k
+        if bool(sel.any()):
+            out[sel] = torch.rot90(x[sel], k, dims=(-2, -1))
+    return out
+
+
+class BlockCNNClassifier(ClassifierMixin, BaseEstimator):
+    """Small CNN classifying square image blocks by their centre pixel.
+
+    Parameters
+    ----------
+    block_size : int, default=33
+        Odd side of the blocks; ``X`` has ``block_size**2`` features.
+    channels : sequence of int, default=(16, 32, 64)
+        Convolution stages of :class:`SmallBlockCNN`.
+    hidden : int, default=64
+        Width of the hidden dense layer.
+    dropout : float, default=0.3
+        Dropout before the last dense layer.
+    max_epochs : int, default=20
+        Upper bound on training epochs.
+    batch_size : int, default=256
+        Mini-batch size (training and block-wise inference).
+    lr : float, default=1e-3
+        AdamW learning rate.
+    weight_decay : float, default=1e-4
+        AdamW weight decay.
+    class_weight : "balanced", dict or None, default="balanced"
+        Loss weights against class imbalance: ``n / (n_classes * count)`` for
+        "balanced", ``{label: weight}`` (missing labels weigh 1), or none.
+    validation_fraction : float, default=0.15
+        Share of ``X`` held out for early stopping when ``X_val`` is not given; 0 turns
+        early stopping off.
+    early_stopping_patience : int, default=3
+        Epochs without a lower validation loss before stopping; the best epoch's
+        weights are kept.
+    device : str, default="auto"
+        ``"auto"`` (cuda, then mps, then cpu) or an explicit torch device name.
+    amp : bool, default=True
+        Mixed precision training, used only on CUDA.
+    augment : bool, default=True
+        Random flips / 90-degree turns of training blocks.
+    num_threads : int or None, default=None
+        torch intra-op threads during fit/predict (``None``: torch's setting).
+    random_state : int, numpy Generator or None, default=None
+        Seeds initialisation, the validation split, shuffling, augmentation and dropout;
+        on CPU two fits with the same int give identical outputs.
+    verbose : bool, default=False
+        Show a tqdm progress bar over epochs.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+    n_features_in_ : int
+    net_ : SmallBlockCNN
+        The trained net (eval mode) on ``device_``.
+    device_ : torch.device
+    history_ : dict
+        ``{"train_loss": [...], "val_loss": [...]}`` per epoch.
+    best_epoch_ : int
+        Epoch (0-based) whose weights were kept.
+    n_epochs_ : int
+        Epochs run.
+    """
+
+    def __init__(
+        self,
+        block_size: int = 33,
+        *,
+        channels: Sequence[int] = (16, 32, 64),
+        hidden: int = 64,
+        dropout: float = 0.3,
+        max_epochs: int = 20,
+        batch_size: int = 256,
+        lr: float = 1e-3,
+        weight_decay: float = 1e-4,
+        class_weight: str | None = "balanced",
+        validation_fraction: float = 0.15,
+        early_stopping_patience: int = 3,
+        device: str = "auto",
+        amp: bool = True,
+        augment: bool = True,
+        num_threads: int | None = None,
+        random_state: int | np.random.Generator | None = None,
+        verbose: bool = False,
+    ) -> None:
+        self.block_size = block_size
+        self.channels = channels
+        self.hidden = hidden
+        self.dropout = dropout
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.class_weight = class_weight
+        self.validation_fraction = validation_fraction
+        self.early_stopping_patience = early_stopping_patience
+        self.device = device
+        self.amp = amp
+        self.augment = augment
+        self.num_threads = num_threads
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # ------------------------------------------------------------------ validation
+    def _check_params(self) -> None:
+        bs = self.block_size
+        if isinstance(bs, bool) or not isinstance(bs, (int, np.integer)) or bs < 3 or bs % 2 == 0:
+            raise ValueError(f"block_size must be an odd int >= 3, got {bs!r}")
+        for name in ("max_epochs", "batch_size", "hidden"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if not 0.0 <= float(self.validation_fraction) < 1.0:
+            raise ValueError(
+                f"validation_fraction must be in [0, 1), got {self.validation_fraction!r}"
+            )
+        if not 0.0 <= float(self.dropout) < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        if not (self.class_weight in ("balanced", None) or isinstance(self.class_weight, dict)):
+            raise ValueError(
+                f"class_weight must be 'balanced', a dict or None, got {self.class_weight!r}"
+            )
+        if self.early_stopping_patience < 1:
+            raise ValueError(
+                f"early_stopping_patience must be >= 1, got {self.early_stopping_patience!r}"
+            )
+
+    def _check_X(self, X, y=None, *, reset: bool, name: str = "X"):
+        """Validate blocks (n, bs*bs) or (n, bs, bs) -> float32 (n, bs*bs) (and ``y``)."""
+        bs = int(self.block_size)
+        shape = getattr(X, "shape", None)
+        if shape is not None and len(shape) == 3 and not hasattr(X, "tocsr"):
+            if tuple(shape[1:]) != (bs, bs):
+                raise ValueError(f"{name} blocks must be {bs}x{bs}, got shape {tuple(shape)}")
+            X = np.asarray(X).reshape(shape[0], bs * bs)
+        kwargs = {"dtype": np.float32, "order": "C"}
+        if y is None:
+            X = validate_data(self, X, reset=reset, **kwargs)
+        else:
+            X, y = validate_data(self, X, y, reset=reset, **kwargs)
+        if X.shape[1] != bs * bs:
+            raise ValueError(
+                f"{name} has {X.shape[1]} features, but block_size={bs} needs {bs * bs}"
+            )
+        return X if y is None else (X, y)
+
+    # ------------------------------------------------------------------ training
+    def _make_net(self, n_classes: int) -> SmallBlockCNN:
+        return SmallBlockCNN(
+            int(self.block_size),
+            n_classes,
+            tuple(self.channels),
+            hidden=int(self.hidden),
+            dropout=float(self.dropout),
+        )
+
+    def fit(self, X, y, X_val=None, y_val=None) -> BlockCNNClassifier:
+        """Train on blocks ``X`` (n, bs*bs) with centre classes ``y`` (n,).
+
+        Parameters
+        ----------
+        X : array-like of shape (n, block_size**2) or (n, block_size, block_size)
+        y : array-like of shape (n,)
+        X_val, y_val : optional validation blocks; otherwise ``validation_fraction`` of
+            ``X`` is held out (when at least one sample per side remains).
+
+        Returns
+        -------
+        self
+        """
+        self._check_params()
+        X, y = self._check_X(X, y, reset=True)
+        check_classification_targets(y)
+        self.classes_, y_idx = np.unique(y, return_inverse=True)
+        n_classes = len(self.classes_)
+
+        rng = check_random_state(self.random_state)
+        seed = int(rng.integers(2**63 - 1))
+        if X_val is not None:
+            X_va = self._check_X(X_val, reset=False, name="X_val")
+            y_val = np.asarray(y_val).ravel()
+            if y_val.shape[0] != X_va.shape[0] or not np.isin(y_val, self.classes_).all():
+                raise ValueError("y_val must hold one label of classes_ per row of X_val")
+            y_va = np.searchsorted(self.classes_, y_val)
+            X_tr, y_tr = X, y_idx
+        else:
+            n_val = int(math.floor(self.validation_fraction * X.shape[0]))
+            if n_val >= 1 and X.shape[0] - n_val >= 1:
+                order = rng.permutation(X.shape[0])
+                X_va, y_va = X[order[:n_val]], y_idx[order[:n_val]]
+                X_tr, y_tr = X[order[n_val:]], y_idx[order[n_val:]]
+            else:
+                X_va = y_va = None
+                X_tr, y_tr = X, y_idx
+
+        self.device_ = select_device(self.device)
+        cuda_devices = [self.device_] if self.device_.type == "cuda" else []
+        with _torch_threads(self.num_threads), torch.random.fork_rng(devices=cuda_devices):
+            # fork_rng restores the global torch RNG afterwards: the seed stays local to fit
+            # (dropout draws from the global generator).
+            torch.manual_seed(seed)
+            self._train(X_tr, y_tr, X_va, y_va, n_classes, rng)
+        return self
+
+    def _train(self, X_tr, y_tr, X_va, y_va, n_classes, rng) -> None:
+        dev = self.device_
+        net = self._make_net(n_classes).to(dev)
+        gen = torch.Generator().manual_seed(int(rng.integers(2**63 - 1)))
+        weight = None
+        if isinstance(self.class_weight, dict):
+            w = np.array([float(self.class_weight.get(c, 1.0)) for c in self.classes_.tolist()])
+            weight = torch.as_tensor(w, dtype=torch.float32, device=dev)
+        elif self.class_weight == "balanced":
+            counts = np.bincount(y_tr, minlength=n_classes).astype(np.float64)
+            w = np.where(counts > 0, len(y_tr) / (n_classes * np.maximum(counts, 1)), 0.0)
+            weight = torch.as_tensor(w, dtype=torch.float32, device=dev)
+        loss_fn = torch.nn.CrossEntropyLoss(weight=weight)
+        opt = torch.optim.AdamW(net.parameters(), lr=float(self.lr), weight_decay=float(self.weight_decay))
+        use_amp = bool(self.amp) and dev.type == "cuda"
+        scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+        bs = int(self.block_size)
+        Xt = torch.from_numpy(X_tr).reshape(-1, 1, bs, bs)
+        yt = torch.from_numpy(y_tr.astype(np.int64))
+        history: dict[str, list[float]] = {"train_loss": [], "val_loss": []}
+        best_loss, best_state, best_epoch, bad = math.inf, None, 0, 0
+        epochs = tqdm(range(int(self.max_epochs)), desc="cnn", unit="epoch", disable=not self.verbose)
+        for epoch in epochs:
+            net.train()
+            perm = torch.randperm(len(yt), generator=gen)
+            total, count = 0.0, 0
+            for start in range(0, len(perm), int(self.batch_size)):
+                idx = perm[start : start + int(self.batch_size)]
+                if len(idx) < 2 and len(perm) >= 2:
+                    continue  # a lone last sample would give batch norm a 1-sample batch
+                xb = Xt[idx]
+                if self.augment:
+                    xb = _augment(xb, gen)
+                xb, yb = xb.to(dev, non_blocking=True), yt[idx].to(dev, non_blocking=True)
+                opt.zero_grad(set_to_none=True)
+                with torch.autocast("cuda", dtype=torch.float16, enabled=use_amp):
+                    loss = loss_fn(net(xb), yb)
+                scaler.scale(loss).backward()
+                scaler.step(opt)
+                scaler.update()
+                total += float(loss.detach()) * len(idx)
+                count += len(idx)
+            history["train_loss"].append(total / max(count, 1))
+            if X_va is not None:
+                val = self._eval_loss(net, X_va, y_va, loss_fn)
+                history["val_loss"].append(val)
+                epochs.set_postfix(train=history["train_loss"][-1], val=val)
+                if val < best_loss - 1e-7:
+                    best_loss, best_epoch, bad = val, epoch, 0
+                    best_state = copy.deepcopy(net.state_dict())
+                else:
+                    bad += 1
+                    if bad >= int(self.early_stopping_patience):
+                        break
+            else:
+                best_epoch = epoch
+        if best_state is not None:
+            net.load_state_dict(best_state)
+        self.net_ = net.eval()
+        self.history_ = history
+        self.best_epoch_ = best_epoch
+        self.n_epochs_ = len(history["train_loss"])
+
+    @torch.inference_mode()
+    def _eval_loss(self, net, X, y, loss_fn) -> float:
+        net.eval()
+        logits = self._logits(net, X)
+        return float(loss_fn(logits, torch.from_numpy(y.astype(np.int64)).to(logits.device)))
+
+    def _logits(self, net, X: NDArray[np.float32]) -> torch.Tensor:
+        bs = int(self.block_size)
+        step = max(int(self.batch_size), 1024)
+        out = []
+        for start in range(0, X.shape[0], step):
+            xb = torch.from_numpy(X[start : start + step]).reshape(-1, 1, bs, bs)
+            out.append(net(xb.to(self.device_)))
+        return torch.cat(out)
+
+    # ------------------------------------------------------------------ inference
+    def predict_proba(self, X) -> NDArray[np.float32]:
+        """Class probabilities (n, n_classes) float32, columns ordered like ``classes_``."""
+        check_is_fitted(self, "net_")
+        X = self._check_X(X, reset=False)
+        with _torch_threads(self.num_threads), torch.inference_mode():
+            self.net_.eval()
+            proba = torch.softmax(self._logits(self.net_, X).float(), dim=1)
+        return proba.cpu().numpy().astype(np.float32, copy=False)
+
+    def predict(self, X) -> NDArray:
+        """Most probable class of each block."""
+        check_is_fitted(self, "net_")
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+
+    def predict_proba_dense(self, image) -> NDArray[np.float32]:
+        """Probability of the block centred at every pixel, from one dense pass.
+
+        Parameters
+        ----------
+        image : ndarray of shape (H, W)
+            Float image (cast to float32), padded by reflection like the blocks.
+
+        Returns
+        -------
+        proba : ndarray of shape (H, W, n_classes), dtype float32
+            ``proba[r, c]`` equals ``predict_proba`` of the reflect-padded block centred at
+            ``(r, c)`` (float32 rounding aside), columns ordered like ``classes_``.
+        """
+        check_is_fitted(self, "net_")
+        image = np.asarray(image)
+        if image.ndim != 2:
+            raise ValueError(f"image must be 2D (H, W), got shape {image.shape}")
+        if not np.issubdtype(image.dtype, np.number):
+            raise ValueError(f"image must be numeric, got dtype {image.dtype}")
+        pad = int(self.block_size) // 2
+        # numpy's "reflect" (no edge repeat) matches the block extraction and, unlike
+        # torch's reflect pad, also works when the image is smaller than the padding.
+        padded = np.pad(image.astype(np.float32, copy=False), pad, mode="reflect")
+        with _torch_threads(self.num_threads), torch.inference_mode():
+            dense = self._dense_net()
+            x = torch.from_numpy(padded)[None, None].to(self.device_)
+            proba = torch.softmax(dense(x)[0].float(), dim=0)
+            out = proba.permute(1, 2, 0).contiguous().cpu().numpy()
+        return out.astype(np.float32, copy=False)
+
+    def _dense_net(self):
+        cached = getattr(self, "_dense_cache", None)
+        if cached is None or cached[0] is not self.net_:
+            cached = (self.net_, to_dense(self.net_.eval()))
+            self._dense_cache = cached
+        return cached[1]
+
+    # ------------------------------------------------------------------ persistence
+    def _fitted_payload(self) -> dict:
+        return {
+            "classes": self.classes_.tolist(),
+            "classes_dtype": str(self.classes_.dtype),
+            "n_features_in": int(self.n_features_in_),
+            "history": {k: [float(v) for v in vs] for k, vs in self.history_.items()},
+            "best_epoch": int(self.best_epoch_),
+            "n_epochs": int(self.n_epochs_),
+            "state_dict": {k: v.detach().cpu() for k, v in self.net_.state_dict().items()},
+        }
+
+    def _restore_payload(self, payload: dict) -> None:
+        self.classes_ = np.asarray(payload["classes"], dtype=payload["classes_dtype"])
+        self.n_features_in_ = payload["n_features_in"]
+        self.history_ = payload["history"]
+        self.best_epoch_ = payload["best_epoch"]
+        self.n_epochs_ = payload["n_epochs"]
+        try:
+            self.device_ = select_device(self.device)
+        except ValueError:
+            self.device_ = torch.device("cpu")  # saved on a GPU machine, loaded without one
+        net = self._make_net(len(self.classes_))
+        net.load_state_dict(payload["state_dict"])
+        self.net_ = net.to(self.device_).eval()
+
+    def _params_payload(self) -> dict:
+        params = self.get_params(deep=False)
+        rs = params["random_state"]
+        if isinstance(rs, np.random.Generator):
+            params["random_state"] = None  # a Generator's state is not part of the model
+        elif rs is not None:
+            params["random_state"] = int(rs)
+        params["channels"] = [int(c) for c in params["channels"]]
+        return params
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write parameters + weights to ``path`` (a torch file, written atomically)."""
+        check_is_fitted(self, "net_")
+        payload = {"format": _FORMAT, "params": self._params_payload(), **self._fitted_payload()}
+        with atomic_path(path) as tmp:
+            torch.save(payload, tmp)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, *, device: str | None = None) -> BlockCNNClassifier:
+        """Read a model written by :meth:`save` (``device`` overrides the saved one)."""
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+        if payload.get("format") != _FORMAT:
+            raise ValueError(f"{path} is not a saved BlockCNNClassifier")
+        params = dict(payload["params"])
+        params["channels"] = tuple(params["channels"])
+        if device is not None:
+            params["device"] = device
+        model = cls(**params)
+        model._restore_payload(payload)
+        return model
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state.pop("_dense_cache", None)
+        if "net_" in state:
+            buf = io.BytesIO()
+            torch.save(self._fitted_payload()["state_dict"], buf)
+            state["net_"] = buf.getvalue()
+            state["device_"] = str(self.device_)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        net_bytes = state.get("net_")
+        self.__dict__.update(state)
+        if isinstance(net_bytes, bytes):
+            try:
+                self.device_ = select_device(self.device)
+            except ValueError:
+                self.device_ = torch.device("cpu")
+            sd = torch.load(io.BytesIO(net_bytes), map_location="cpu", weights_only=True)
+            net = self._make_net(len(self.classes_))
+            net.load_state_dict(sd)
+            self.net_ = net.to(self.device_).eval()
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = False
+        tags.non_deterministic = self.random_state is None
+        return tags

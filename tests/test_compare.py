@@ -1,0 +1,132 @@
+"""End-to-end comparison on a tiny phantom: report sections, figures, numbers, resume."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from gitract.compare import run_comparison
+from gitract.compare._report import FIGURES
+from gitract.compare._run import RunInterrupted, load_stacks
+from gitract.config import load_config
+
+TINY = Path(__file__).resolve().parent.parent / "experiments" / "configs" / "tiny.yaml"
+
+
+@pytest.fixture(scope="module")
+def cache_env(tmp_path_factory):
+    old = os.environ.get("GITRACT_CACHE")
+    os.environ["GITRACT_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+    if old is None:
+        del os.environ["GITRACT_CACHE"]
+    else:
+        os.environ["GITRACT_CACHE"] = old
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory, cache_env):
+    config = load_config(TINY)
+    out = tmp_path_factory.mktemp("run") / "tiny"
+    run_comparison(config, out, progress=False, config_path=str(TINY))
+    return config, out
+
+
+def test_report_has_every_section_and_figure(tiny_run):
+    config, out = tiny_run
+    text = (out / "report.md").read_text()
+    for section in ("SYNTHETIC DATA", "## Dataset and split", "## Tracks", "## Main table",
+                    "## Summary (generated from the numbers)", "## Figures"):
+        assert section in text
+    for key in FIGURES:
+        assert f"![{key}](figures/" in text
+    for name in ("config.json", "env.json", "splits.json", "summary.json", "log.txt",
+                 "metrics_per_slice.csv", "metrics_per_case.csv"):
+        assert (out / name).is_file(), name
+    for link in [line.split("(")[1].rstrip(")") for line in text.splitlines() if line.startswith("![")]:
+        assert (out / link).is_file(), link
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["synthetic"] is True
+    assert set(summary["tracks"]) == {t.name for t in config.tracks}
+    for track in summary["tracks"].values():
+        for key in ("dice", "hausdorff", "score", "per_class", "fit_s", "ms_per_slice", "model_bytes"):
+            assert key in track
+
+
+def test_table_numbers_equal_metrics_of_saved_predictions(tiny_run):
+    from gitract.data.splits import split_stacks
+    from gitract.metrics import decode_submission, score_stacks
+
+    config, out = tiny_run
+    summary = json.loads((out / "summary.json").read_text())
+    splits = json.loads((out / "splits.json").read_text())
+    test = split_stacks(load_stacks(config), splits["folds"][0]["test"])
+    text = (out / "report.md").read_text()
+    for name, track in summary["tracks"].items():
+        pred = pd.read_csv(out / "steps" / "fold0" / name / "eval" / "predictions.csv")
+        masks = decode_submission(pred, test)
+        result = score_stacks(test, masks)
+        assert result.dice == pytest.approx(track["dice"], abs=1e-12)
+        assert result.hausdorff == pytest.approx(track["hausdorff"], abs=1e-12)
+        assert result.score == pytest.approx(track["score"], abs=1e-12)
+        for cls, stats in result.per_class.items():
+            assert stats["dice"] == pytest.approx(track["per_class"][cls]["dice"], nan_ok=True)
+        table = text.split("## Main table")[1]
+        row = next(line for line in table.splitlines() if line.startswith(f"| {name} |"))
+        assert f"{result.score:.3f}" in row and f"{result.dice:.3f}" in row
+
+
+def test_interrupted_run_resumes_without_recomputing(tmp_path, cache_env):
+    config = load_config(TINY)
+    out = tmp_path / "run"
+    with pytest.raises(RunInterrupted):
+        run_comparison(config, out, stop_after=1, progress=False, report=False)
+    first = out / "steps" / "fold0" / config.tracks[0].name
+    marker = (first / "eval" / "done.json").read_text()
+    model_marker = (first / "model" / "done.json").read_text()
+    assert not (out / "steps" / "fold0" / config.tracks[1].name / "eval" / "done.json").exists()
+    run_comparison(config, out, progress=False, report=False)
+    assert (first / "eval" / "done.json").read_text() == marker  # not recomputed
+    log = (out / "log.txt").read_text()
+    assert f"fold 0 {config.tracks[0].name}: cached, skipped" in log
+    # A changed metric convention re-evaluates every track but retrains none.
+    changed = load_config(TINY, overrides={"metrics": {"dice_both_empty": 0.0}})
+    run_comparison(changed, out, progress=False, report=False)
+    assert (first / "model" / "done.json").read_text() == model_marker
+    assert (first / "eval" / "done.json").read_text() != marker
+    assert "trained model cached" in (out / "log.txt").read_text()
+
+
+def test_predict_writes_a_submission_for_unseen_scans(tiny_run, tmp_path):
+    from gitract.cli import main
+    from gitract.data.phantom import PhantomConfig, write_phantom
+
+    config, out = tiny_run
+    data = write_phantom(tmp_path / "unseen", PhantomConfig(n_cases=1, n_days=1, n_slices=5,
+                                                             sizes=((96, 96),), seed=7))
+    (data / "train").rename(data / "test")
+    (data / "train.csv").unlink()
+    sub = tmp_path / "submission.csv"
+    name = config.tracks[0].name
+    assert main(["predict", str(out), "--track", name, "--data-dir", str(data),
+                 "--out", str(sub)]) == 0
+    frame = pd.read_csv(sub)
+    assert list(frame.columns) == ["id", "class", "predicted"]
+    assert len(frame) == 5 * 3
+    assert main(["predict", str(out), "--track", "nope", "--data-dir", str(data),
+                 "--out", str(sub)]) == 2
+
+
+def test_report_rebuilds_without_retraining(tiny_run):
+    from gitract.cli import main
+
+    _, out = tiny_run
+    before = {p: p.stat().st_mtime_ns for p in (out / "steps").rglob("done.json")}
+    (out / "report.md").unlink()
+    assert main(["report", str(out)]) == 0
+    assert (out / "report.md").is_file()
+    assert before == {p: p.stat().st_mtime_ns for p in (out / "steps").rglob("done.json")}

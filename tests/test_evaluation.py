@@ -1,0 +1,196 @@
+"""Block track end to end on tiny synthetic stacks: train, tune on val only, score, save."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import gitract.evaluation._evaluate as evaluate_module
+from gitract.data.record import SliceStack
+from gitract.evaluation import (
+    BlockTrackConfig,
+    evaluate_block_track,
+    load_block_track,
+    predict_stacks,
+    resolve_split,
+    save_block_track,
+    train_block_track,
+)
+from gitract.postprocessing import tune_thresholds
+
+CLASSES3 = ("large_bowel", "small_bowel", "stomach")
+SIZE = 40
+
+
+def _case(case: str, seed: int, n_slices: int = 2) -> SliceStack:
+    """A body with a bright square (large bowel) and a mid-grey disc (stomach)."""
+    gen = np.random.default_rng(seed)
+    image = gen.normal(0.1, 0.03, (n_slices, SIZE, SIZE))
+    masks = np.zeros((n_slices, SIZE, SIZE, 3), bool)
+    yy, xx = np.mgrid[:SIZE, :SIZE]
+    for s in range(n_slices):
+        image[s, 4:36, 4:36] += 0.3  # body
+        r0, c0 = 8 + gen.integers(0, 4), 8 + gen.integers(0, 4)
+        masks[s, r0 : r0 + 10, c0 : c0 + 10, 0] = True
+        disc = (yy - 26 - gen.integers(0, 3)) ** 2 + (xx - 26) ** 2 <= 36
+        masks[s, ..., 2] = disc
+        image[s][masks[s, ..., 0]] += 0.5
+        image[s][disc] += 0.25
+    return SliceStack(
+        image=(image * 1000).astype(np.float32), masks=masks, classes=CLASSES3,
+        spacing=(1.5, 1.5), ids=tuple(f"{case}_day1_slice_{i:04d}" for i in range(n_slices)),
+        case=case, day="day1",
+    )
+
+
+@pytest.fixture(scope="module")
+def stacks() -> list[SliceStack]:
+    return [_case(f"case{i}", i) for i in range(5)]
+
+
+SPLIT = (["case0", "case1", "case2"], ["case3"], ["case4"])
+
+
+def _config(**kw) -> BlockTrackConfig:
+    base = dict(
+        block_size=9, step=2, n_per_class=30, background_cap=60,
+        feature_params={"sigmas": (1.0, 2.0)}, min_sizes=(0, 8),
+        model_params={"n_estimators": 10, "n_jobs": 1}, hausdorff_max_side=None,
+    )
+    base.update(kw)
+    return BlockTrackConfig(**base)
+
+
+@pytest.mark.parametrize("classifier", ["rf", "lightgbm"])
+def test_evaluate_block_track_end_to_end(stacks, classifier):
+    params = {"n_estimators": 10, "n_jobs": 1}
+    if classifier == "lightgbm":
+        params.update(min_child_samples=5)
+    result = evaluate_block_track(stacks, SPLIT, _config(classifier=classifier, model_params=params))
+    table = result.table()
+    assert table["class"].tolist() == [*CLASSES3, "overall"]
+    assert result.score.per_class["large_bowel"]["dice"] > 0.7
+    assert result.score.per_class["stomach"]["dice"] > 0.7
+    assert np.isnan(result.score.per_class["small_bowel"]["dice"])  # absent, predicted absent
+    assert result.test_cases == ["case4"] and result.val_cases == ["case3"]
+    assert result.fit_seconds > 0 and result.ms_per_slice > 0
+    assert result.n_train_blocks > 0 and result.model_bytes > 0
+    proba = result.proba["case4_day1"]
+    assert proba.shape == (2, SIZE, SIZE, 3) and proba.dtype == np.float32
+    summary = result.summary()
+    assert summary["tuning"]["keys"] == ["case3_day1"]
+
+
+def test_test_stacks_never_reach_tune_thresholds(stacks, monkeypatch):
+    seen: list[tuple[str, ...]] = []
+    real = tune_thresholds
+
+    def spy(proba_by_key, truth_stacks, **kw):
+        seen.append(tuple(s.key for s in truth_stacks) + tuple(proba_by_key))
+        return real(proba_by_key, truth_stacks, **kw)
+
+    monkeypatch.setattr(evaluate_module, "tune_thresholds", spy)
+    split = (["case0", "case1"], ["case2", "case3"], ["case4"])
+    result = evaluate_block_track(stacks, split, _config(min_sizes=(0,)))
+    assert len(seen) == 1
+    assert set(seen[0]) == {"case2_day1", "case3_day1"}
+    assert result.tuning.keys == ("case2_day1", "case3_day1")
+
+
+def test_without_validation_cases_thresholds_stay_fixed(stacks, monkeypatch):
+    monkeypatch.setattr(evaluate_module, "tune_thresholds", pytest.fail)
+    result = evaluate_block_track(stacks, (["case0", "case1"], [], ["case4"]), _config())
+    assert result.tuning.thresholds == (0.5, 0.5, 0.5)
+
+
+def test_cache_gives_identical_maps_and_reuses_features(stacks):
+    config = _config()
+    cache: dict = {}
+    a = evaluate_block_track(stacks, SPLIT, config, cache=cache)
+    n_entries = len(cache)
+    b = evaluate_block_track(stacks, SPLIT, config, cache=cache)
+    c = evaluate_block_track(stacks, SPLIT, config)
+    assert len(cache) == n_entries  # nothing recomputed
+    for key in a.proba:
+        np.testing.assert_array_equal(a.proba[key], b.proba[key])
+        np.testing.assert_allclose(a.proba[key], c.proba[key], atol=1e-6)
+
+
+def test_train_is_seeded(stacks):
+    a = train_block_track(stacks[:2], _config())
+    b = train_block_track(stacks[:2], _config())
+    pa = a.predict_proba(stacks[4:])
+    pb = b.predict_proba(stacks[4:])
+    np.testing.assert_array_equal(pa["case4_day1"], pb["case4_day1"])
+    assert a.n_train_blocks == b.n_train_blocks
+    assert set(a.class_counts) == {0, 1, 3}
+    model, featurizer = a
+    assert model is a.model and featurizer is a.featurizer
+
+
+def test_save_load_round_trip(stacks, tmp_path):
+    track = train_block_track(stacks[:2], _config())
+    track.tuning = tune_thresholds(track.predict_proba(stacks[2:3]), stacks[2:3])
+    out = save_block_track(track, tmp_path / "model")
+    assert sorted(p.name for p in out.iterdir()) == ["track.joblib", "track.json"]
+    loaded = load_block_track(out)
+    assert loaded.config == track.config
+    assert loaded.tuning.thresholds == track.tuning.thresholds
+    a = track.predict_masks(stacks[4:])
+    b = loaded.predict_masks(stacks[4:])
+    np.testing.assert_array_equal(a["case4_day1"], b["case4_day1"])
+    with pytest.raises(FileNotFoundError, match="no trained block track"):
+        load_block_track(tmp_path / "nowhere")
+
+
+def test_predict_stacks_dense_model(stacks):
+    class Dense:
+        classes_ = np.array([0, 1, 2, 3])
+
+        def predict_proba_dense(self, image):
+            out = np.zeros((*image.shape, 4), np.float32)
+            out[..., 1] = image
+            return out
+
+    maps = predict_stacks(Dense(), None, stacks[:1], step=1)
+    assert maps["case0_day1"].shape == (2, SIZE, SIZE, 3)
+    assert maps.n_slices == 2 and maps.ms_per_slice > 0
+    assert maps["case0_day1"][..., 0].max() == pytest.approx(1.0)
+
+
+def test_config_validation_and_round_trip():
+    config = _config(classifier="lightgbm")
+    assert BlockTrackConfig.from_dict(config.to_dict()) == config
+    with pytest.raises(ValueError, match="classifier"):
+        BlockTrackConfig(classifier="svm")
+    with pytest.raises(ValueError, match="block_size"):
+        BlockTrackConfig(block_size=32)
+    with pytest.raises(ValueError, match="interpolation"):
+        BlockTrackConfig(interpolation="bilinear")
+    with pytest.raises(ValueError, match="unknown"):
+        BlockTrackConfig.from_dict({"blocksize": 33})
+
+
+def test_resolve_split_forms():
+    from gitract.data.splits import make_case_splits
+
+    splits = make_case_splits([f"c{i}" for i in range(6)], n_folds=2, n_test=2)
+    train, val, test = resolve_split(splits, fold=1)
+    assert set(test) == set(splits["test"]) and val == splits["folds"][1]["val"]
+    with pytest.raises(ValueError, match="both sides"):
+        resolve_split((["a"], ["a"], ["b"]))
+    with pytest.raises(ValueError, match="at least one"):
+        resolve_split((["a"], [], []))
+
+
+def test_train_errors(stacks):
+    unlabelled = stacks[0].subset([0])
+    unlabelled.masks = None
+    with pytest.raises(ValueError, match="no masks"):
+        train_block_track([unlabelled], _config())
+    empty = stacks[0].subset([0])
+    empty.masks = np.zeros_like(empty.masks)
+    with pytest.raises(ValueError, match="single label"):
+        train_block_track([empty], _config())
+    with pytest.raises(ValueError, match="at least one"):
+        train_block_track([], _config())
