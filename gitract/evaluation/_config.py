@@ -9,7 +9,7 @@ from typing import Any
 from gitract.postprocessing import DEFAULT_GRID
 from gitract.probmaps import INTERPOLATIONS
 
-CLASSIFIERS: tuple[str, ...] = ("rf", "lightgbm")
+CLASSIFIERS: tuple[str, ...] = ("rf", "lightgbm", "cnn")
 
 
 @dataclass(frozen=True)
@@ -18,7 +18,8 @@ class BlockTrackConfig:
 
     Attributes
     ----------
-    classifier : {"rf", "lightgbm"}
+    classifier : {"rf", "lightgbm", "cnn"}
+        ``"cnn"`` is :class:`gitract.models.cnn.BlockCNNClassifier` on raw blocks.
     block_size : int
         Positive odd block size (33 or 63 in the study).
     step : int
@@ -68,6 +69,8 @@ class BlockTrackConfig:
             raise ValueError(f"interpolation must be one of {INTERPOLATIONS}, got {self.interpolation!r}")
         if self.features not in ("filters", "raw"):
             raise ValueError(f"features must be 'filters' or 'raw', got {self.features!r}")
+        if self.classifier == "cnn" and self.features != "raw":
+            raise ValueError(f"classifier 'cnn' needs features='raw', got {self.features!r}")
         object.__setattr__(self, "threshold_grid", tuple(float(t) for t in self.threshold_grid))
         object.__setattr__(self, "min_sizes", tuple(int(s) for s in self.min_sizes))
         object.__setattr__(self, "feature_params", dict(self.feature_params))
@@ -95,8 +98,13 @@ class BlockTrackConfig:
         return make_featurizer(self.features, block_size=self.block_size, **self.feature_params)
 
     def make_model(self):
-        """An unfitted classifier (``make_rf`` / ``make_lgbm``) seeded with ``random_state``."""
+        """An unfitted classifier (``make_rf`` / ``make_lgbm`` / the block CNN) seeded with
+        ``random_state``."""
         from gitract.models.pipelines import make_lgbm, make_rf
 
         params = {"random_state": self.random_state, **self.model_params}
+        if self.classifier == "cnn":
+            from gitract.models.cnn import BlockCNNClassifier  # torch only when needed
+
+            return BlockCNNClassifier(block_size=self.block_size, **params)
         return make_rf(**params) if self.classifier == "rf" else make_lgbm(**params)

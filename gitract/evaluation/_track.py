@@ -135,7 +135,9 @@ class BlockTrack:
 
     def predict_proba(self, stacks: Sequence[SliceStack], *, cache: dict | None = None) -> ProbaMaps:
         """:func:`predict_stacks` with this track's featurizer, step and interpolation."""
-        return predict_stacks(self.model, self.featurizer, stacks, step=self.config.step,
+        # The CNN's dense fully convolutional pass replaces the featurizer + grid path.
+        featurizer = None if hasattr(self.model, "predict_proba_dense") else self.featurizer
+        return predict_stacks(self.model, featurizer, stacks, step=self.config.step,
                               interpolation=self.config.interpolation, classes=self.classes,
                               cache=cache, config=self.config)
 
