@@ -21,7 +21,8 @@ class DataConfig:
 
     ``kind`` is one of the kinds of :func:`gitract.data.loaders.load_dataset`; ``path`` None
     means its default place (the embedded phantom is generated into the cache folder).
-    ``phantom`` holds :class:`gitract.data.phantom.PhantomConfig` overrides.
+    ``phantom`` holds :class:`gitract.data.phantom.PhantomConfig` overrides. ``slice_step``
+    keeps every n-th slice of each stack (a lighter run; stated in the report).
     """
 
     kind: str = "phantom"
@@ -29,6 +30,11 @@ class DataConfig:
     phantom: dict = field(default_factory=dict)
     options: dict = field(default_factory=dict)
     max_cases: int | None = None
+    slice_step: int = 1
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.slice_step, int) or self.slice_step < 1:
+            raise ValueError(f"data.slice_step must be a positive int, got {self.slice_step!r}")
 
 
 @dataclass(frozen=True)
@@ -74,6 +80,9 @@ class ExperimentConfig:
     split: SplitConfig = field(default_factory=SplitConfig)
     tracks: tuple[TrackConfig, ...] = ()
     metrics: dict = field(default_factory=dict)
+    #: Candidate minimum component sizes (pixels) of the one threshold-tuning rule that every
+    #: track shares; thresholds sweep 0.05..0.95. Both are chosen per class on validation cases.
+    min_sizes: tuple[int, ...] = (0, 64, 256, 1024)
     report: ReportConfig = field(default_factory=ReportConfig)
 
     def to_dict(self) -> dict[str, Any]:
@@ -106,6 +115,8 @@ def config_from_dict(raw: dict[str, Any], *, where: str = "config") -> Experimen
     dupes = {n for n in seen if seen.count(n) > 1}
     if dupes:
         raise ValueError(f"{where}: duplicate track name {sorted(dupes)[0]!r}")
+    if "min_sizes" in raw:
+        raw["min_sizes"] = tuple(int(v) for v in raw["min_sizes"])
     return ExperimentConfig(
         tracks=tuple(tracks),
         data=_build(DataConfig, raw.pop("data", None), f"{where}: data"),

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 
 from gitract.config import ExperimentConfig, config_from_dict, load_config
@@ -34,3 +36,24 @@ def test_bad_track_kind_and_duplicates():
         config_from_dict({"tracks": [{"name": "a", "kind": "svm"}]})
     with pytest.raises(ValueError, match="duplicate track"):
         config_from_dict({"tracks": [{"name": "a", "kind": "unet"}, {"name": "a", "kind": "unet"}]})
+
+
+CONFIGS = sorted((Path(__file__).resolve().parent.parent / "experiments" / "configs").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
+def test_shipped_configs_are_valid(path):
+    """Every shipped config parses and every track's parameters are accepted by its track."""
+    from gitract.evaluation import BlockTrackConfig
+    from gitract.models.unet import UNetConfig
+
+    cfg = load_config(path)
+    assert cfg.tracks
+    for track in cfg.tracks:
+        if track.kind == "unet":
+            UNetConfig.from_dict(track.params)
+        else:
+            params = dict(track.params)
+            if track.kind == "cnn":
+                params = {"classifier": "cnn", "features": "raw", **params}
+            BlockTrackConfig.from_dict(params)

@@ -140,15 +140,15 @@ def written_summary(summary: dict) -> str:
         lines.append(f"- Fastest inference: **{name}** ({v:.0f} ms per slice).")
     name, v = best("empty_fp_rate", lower=True)
     if name is not None and math.isfinite(v):
-        lines.append(f"- Fewest false positives on organ-free slices: **{name}** ({v:.2f} of them).")
+        lines.append(f"- Fewest false positives on organ-free slices: **{name}** (a share of {v:.2f}).")
     return "\n".join(lines)
 
 
-def _save_fig(fig, path: Path) -> None:
+def _save_fig(fig, path: Path, *, dpi: int = 100) -> None:
     import matplotlib.pyplot as plt
 
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
+        fig.savefig(tmp, dpi=dpi, format="png")
     plt.close(fig)
 
 
@@ -190,7 +190,7 @@ def _figures(out: Path, summary: dict, classes: list[str]) -> dict[str, list[str
             fig = plots.plot_proba_maps(image, per_track, stack.masks[i], classes=classes,
                                         title=f"{sid}: probability maps (cyan: truth contour)")
             fname = f"probability_maps_{n}.png"
-            _save_fig(fig, figdir / fname)
+            _save_fig(fig, figdir / fname, dpi=75)
             made["probability_maps"].append(fname)
 
     sweep = pd.read_csv(out / "sweep.csv") if (out / "sweep.csv").stat().st_size > 1 else None
@@ -263,7 +263,9 @@ def build_report(out: str | Path) -> Path:
     lines += [
         "## Dataset and split", "",
         f"- Dataset: `{ds['kind']}`" + (f" with phantom settings `{ds['phantom']}`" if ds['phantom'] else ""),
-        f"- Cases: {len(splits['cases'])} ({', '.join(splits['cases'])})",
+        f"- Cases: {len(splits['cases'])} ({', '.join(splits['cases'])})"
+        + (f"; every {ds['slice_step']}th slice of each stack kept" if ds.get("slice_step", 1) > 1
+           else ""),
         f"- Split: {splits['scheme']}; seed {splits['seed']}; {len(splits['folds'])} fold(s).",
     ]
     for k, f in enumerate(splits["folds"]):
@@ -272,7 +274,9 @@ def build_report(out: str | Path) -> Path:
         f"- Test slices scored (all folds): {n_slices}",
         f"- Metric: competition score = 0.4·Dice + 0.6·(1 − 3D Hausdorff); Dice over (slice, class) "
         f"rows, Hausdorff over (case-day, class) volumes. {summary['conventions']}",
-        "- Thresholds and minimum component sizes tuned per class on validation cases only.",
+        "- One tuning rule for every track: per class, the threshold (0.05..0.95) and the minimum "
+        f"component size (candidates {config.get('min_sizes')} px) that maximise the validation "
+        "score; test cases never set them.",
         f"- Machine: {env['processor']}, {env['cpu_count']} CPUs, device {env['device']}"
         + (f" ({env['gpu']})" if env.get("gpu") else "") + f"; torch threads {env['torch_threads']}.",
         f"- Versions: " + ", ".join(f"{k} {v}" for k, v in env["versions"].items() if v),

@@ -137,6 +137,7 @@ def dataset_description(config: ExperimentConfig) -> dict[str, Any]:
         "phantom": dict(data.phantom),
         "options": dict(data.options),
         "max_cases": data.max_cases,
+        "slice_step": data.slice_step,
         "synthetic": data.kind in SYNTHETIC_KINDS,
     }
 
@@ -160,6 +161,8 @@ def load_stacks(config: ExperimentConfig) -> list[SliceStack]:
     stacks = [s for s in stacks if s.masks is not None]
     if not stacks:
         raise ValueError(f"dataset {data.kind!r} at {path!r} holds no labelled stacks")
+    if data.slice_step > 1:
+        stacks = [s.subset(slice(None, None, data.slice_step)) for s in stacks]
     if data.max_cases is not None:
         keep = sorted({s.case for s in stacks}, key=_natural)[: data.max_cases]
         stacks = [s for s in stacks if s.case in keep]
@@ -293,28 +296,32 @@ def run_comparison(
         examples = choose_example_slices(fold0_test, config.report.n_example_slices)
         _write_json(out / "examples.json", {"fold": 0, "ids": examples})
 
-        track_seeds = derive_seeds(config.seed, max(len(config.tracks), 1))
+        # One derived seed for every track: block tracks then sample the same training
+        # blocks (a like-for-like comparison, and RF / LightGBM share cached features).
+        track_seed = derive_seeds(config.seed, 1)[0]
+        cache: dict = {}
         steps = [(k, i, t) for k, _ in enumerate(folds) for i, t in enumerate(config.tracks)]
         computed = 0
         bar = tqdm(steps, desc="tracks", disable=not progress, unit="step")
-        for fold_index, track_index, track in bar:
+        for fold_index, _, track in bar:
             bar.set_postfix_str(f"fold {fold_index} {track.name}")
             train_c, val_c, test_c = folds[fold_index]
             pick = lambda cs: [s for c in cs for s in by_case[c]]  # noqa: E731
             step_dir = out / "steps" / f"fold{fold_index}" / track.name
             model_key = _hash({"data": data_key, "fold": fold_index, "kind": track.kind,
-                               "params": track.params, "seed": track_seeds[track_index]})
+                               "params": track.params, "seed": track_seed})
             eval_key = _hash({"model": model_key, "conventions": repr(conventions),
+                              "min_sizes": list(config.min_sizes),
                               "examples": examples, "report": asdict(config.report),
                               "version": 1})
             if _is_done(step_dir / "eval", eval_key):
                 log.info("fold %d %s: cached, skipped", fold_index, track.name)
                 continue
-            adapter = _fit_or_load(track, step_dir / "model", model_key, track_seeds[track_index],
-                                   pick(train_c), pick(val_c))
+            adapter = _fit_or_load(track, step_dir / "model", model_key, track_seed,
+                                   pick(train_c), pick(val_c), cache)
             _evaluate(adapter, track.name, fold_index, pick(val_c), pick(test_c),
                       step_dir / "eval", eval_key, conventions, examples,
-                      config.report.calibration_bins)
+                      config.report.calibration_bins, config.min_sizes)
             computed += 1
             if stop_after is not None and computed >= stop_after:
                 raise RunInterrupted(f"stopped after {computed} steps (stop_after)")
@@ -351,10 +358,10 @@ def _mark_done(directory: Path, key: str, **extra) -> None:
                                           **extra})
 
 
-def _fit_or_load(track, directory: Path, key: str, seed: int, train, val):
+def _fit_or_load(track, directory: Path, key: str, seed: int, train, val, cache=None):
     from gitract.compare._tracks import make_track
 
-    adapter = make_track(track.kind, track.params, random_state=seed)
+    adapter = make_track(track.kind, track.params, random_state=seed, cache=cache)
     if _is_done(directory, key):
         log.info("%s: trained model cached, loading %s", track.name, directory)
         return adapter.load(directory)
@@ -370,7 +377,8 @@ def _fit_or_load(track, directory: Path, key: str, seed: int, train, val):
     return adapter
 
 
-def _evaluate(adapter, name, fold, val, test, directory: Path, key, conventions, examples, bins):
+def _evaluate(adapter, name, fold, val, test, directory: Path, key, conventions, examples, bins,
+              min_sizes=(0,)):
     from gitract.compare import _analysis as A
     from gitract.data.kaggle import stacks_to_rle_frame
     from gitract.metrics import score_stacks
@@ -383,7 +391,7 @@ def _evaluate(adapter, name, fold, val, test, directory: Path, key, conventions,
     if val:
         val_proba = adapter.predict_proba(val)
         # Thresholds come from validation stacks only; test stacks never reach the sweep.
-        tuning = tune_thresholds(val_proba, val, conventions=conventions)
+        tuning = tune_thresholds(val_proba, val, min_sizes=min_sizes, conventions=conventions)
     else:
         tuning = ThresholdTuning.fixed(classes)
     test_proba = adapter.predict_proba(test)

@@ -20,9 +20,13 @@ class BlockTrackAdapter:
 
     kind = "blocks"
 
-    def __init__(self, params: Mapping[str, Any], *, random_state: int) -> None:
+    def __init__(self, params: Mapping[str, Any], *, random_state: int,
+                 cache: dict | None = None) -> None:
         self.params = dict(params)
         self.random_state = random_state
+        # Per-slice features shared by tracks with the same featurizer and sampling
+        # (e.g. RF and LightGBM at one block size), and across folds.
+        self.cache = cache
         self.track_ = None
 
     def _config(self):
@@ -33,11 +37,11 @@ class BlockTrackAdapter:
     def fit(self, train: Sequence[SliceStack], val: Sequence[SliceStack]) -> BlockTrackAdapter:
         from gitract.evaluation import train_block_track
 
-        self.track_ = train_block_track(list(train), self._config())
+        self.track_ = train_block_track(list(train), self._config(), cache=self.cache)
         return self
 
     def predict_proba(self, stacks: Sequence[SliceStack]):
-        return self.track_.predict_proba(list(stacks))
+        return self.track_.predict_proba(list(stacks), cache=self.cache)
 
     @property
     def fit_seconds(self) -> float:
@@ -64,7 +68,8 @@ class UNetTrackAdapter:
 
     kind = "unet"
 
-    def __init__(self, params: Mapping[str, Any], *, random_state: int) -> None:
+    def __init__(self, params: Mapping[str, Any], *, random_state: int,
+                 cache: dict | None = None) -> None:
         self.params = dict(params)
         self.random_state = random_state
         self.model_ = None
@@ -119,10 +124,12 @@ class UNetTrackAdapter:
 _ADAPTERS = {"blocks": BlockTrackAdapter, "cnn": BlockTrackAdapter, "unet": UNetTrackAdapter}
 
 
-def make_track(kind: str, params: Mapping[str, Any], *, random_state: int):
-    """The adapter for a track kind (``blocks``, ``cnn``, ``unet``)."""
+def make_track(kind: str, params: Mapping[str, Any], *, random_state: int,
+               cache: dict | None = None):
+    """The adapter for a track kind (``blocks``, ``cnn``, ``unet``); ``cache`` is an
+    in-memory per-slice feature cache shared by block tracks."""
     if kind not in _ADAPTERS:
         raise ValueError(f"track kind must be one of {sorted(_ADAPTERS)}, got {kind!r}")
     if kind == "cnn":
         params = {"classifier": "cnn", "features": "raw", **params}
-    return _ADAPTERS[kind](params, random_state=random_state)
+    return _ADAPTERS[kind](params, random_state=random_state, cache=cache)

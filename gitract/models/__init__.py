@@ -1,0 +1,42 @@
+"""Classifiers and segmenters behind one registry.
+
+``make_model(name, **params)`` builds an unfitted model: ``"rf"`` and ``"lgbm"`` (scikit-learn
+pipelines on block features), ``"cnn"`` (:class:`~gitract.models.cnn.BlockCNNClassifier` on raw
+blocks) and ``"unet"`` (:class:`~gitract.models.unet.UNetSegmenter`). Torch is imported only
+for the last two.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["MODELS", "make_model"]
+
+MODELS: tuple[str, ...] = ("rf", "lgbm", "cnn", "unet")
+
+
+def make_model(name: str, **params: Any):
+    """An unfitted model by name.
+
+    Examples
+    --------
+    >>> make_model("rf", n_estimators=5).get_params()["clf__n_estimators"]
+    5
+    """
+    if name == "rf":
+        from gitract.models.pipelines import make_rf
+
+        return make_rf(**params)
+    if name in ("lgbm", "lightgbm"):
+        from gitract.models.pipelines import make_lgbm
+
+        return make_lgbm(**params)
+    if name == "cnn":
+        from gitract.models.cnn import BlockCNNClassifier
+
+        return BlockCNNClassifier(**params)
+    if name == "unet":
+        from gitract.models.unet import UNetSegmenter
+
+        return UNetSegmenter(**params)
+    raise ValueError(f"name must be one of {MODELS}, got {name!r}")
