@@ -89,7 +89,9 @@ def empty_slice_behaviour(
                 p = masks[stack.key][..., c]
             empty = ~t
             n_empty += int(empty.sum())
-            hit = p[empty].reshape(int(empty.sum()), -1).any(axis=1)
+            if not empty.any():
+                continue
+            hit = p[empty].any(axis=tuple(range(1, p.ndim)))
             n_fp += int(hit.sum())
             fp_pixels += int(p[empty].sum())
         rows.append({"class": cls, "n_empty_slices": n_empty, "n_false_positive": n_fp,
