@@ -15,14 +15,13 @@ from gitract.utils.io import atomic_path, write_text_atomic
 FIGURES = ("probability_maps", "threshold_sweeps", "reliability", "confusion", "empty_slices")
 
 #: Columns of the main table: (key, header, lower is better, format).
+_ABBREV = {"large_bowel": "LB", "small_bowel": "SB", "stomach": "St"}
+
 _COLUMNS = [
-    ("dice:large_bowel", "Dice LB", False, "{:.3f}"),
-    ("dice:small_bowel", "Dice SB", False, "{:.3f}"),
-    ("dice:stomach", "Dice St", False, "{:.3f}"),
     ("dice", "Dice", False, "{:.3f}"),
     ("hausdorff", "Hausdorff", True, "{:.3f}"),
     ("score", "Score", False, "{:.3f}"),
-    ("localisation_mm", "Centroid err. (mm)", True, "{:.1f}"),
+    ("localisation_mm", "Centroid err. (mm)", True, "{:.2f}"),
     ("empty_fp_rate", "FP on empty slices", True, "{:.2f}"),
     ("fit_s", "Fit (s)", True, "{:.1f}"),
     ("ms_per_slice", "Infer (ms/slice)", True, "{:.0f}"),
@@ -52,12 +51,20 @@ def _nan(v: Any) -> float:
     return math.nan if v is None else float(v)
 
 
+def _columns(summary: dict) -> list[tuple[str, str, bool, str | None]]:
+    """Per-class Dice columns for the run's classes, then the shared columns."""
+    first = next(iter(summary["tracks"].values()), None)
+    classes = list(first["per_class"]) if first else []
+    per_class = [(f"dice:{c}", f"Dice {_ABBREV.get(c, c)}", False, "{:.3f}") for c in classes]
+    return per_class + _COLUMNS
+
+
 def main_table(summary: dict) -> pd.DataFrame:
     """One row per track with the report's numeric columns (the numbers ``summary.json`` holds)."""
     rows = []
     for name, t in summary["tracks"].items():
         row = {"track": name}
-        for key, _, _, _ in _COLUMNS:
+        for key, _, _, _ in _columns(summary):
             row[key] = _nan(_value(t, key)) if ":" not in key else _nan(_value(t, key))
         rows.append(row)
     return pd.DataFrame(rows)
@@ -65,7 +72,7 @@ def main_table(summary: dict) -> pd.DataFrame:
 
 def _markdown_table(summary: dict, classes: list[str]) -> str:
     table = main_table(summary)
-    cols = [c for c in _COLUMNS if not c[0].startswith("dice:") or c[0].split(":")[1] in classes]
+    cols = _columns(summary)
     header = "| track | " + " | ".join(h for _, h, _, _ in cols) + " |"
     lines = [header, "|" + "---|" * (len(cols) + 1)]
     best = {}
@@ -109,7 +116,7 @@ def written_summary(summary: dict) -> str:
     name, v = best("dice")
     lines.append(f"- Best mean Dice: **{name}** ({v:.3f}).")
     classes = list(next(iter(tracks.values()))["per_class"])
-    for cls in classes:
+    for cls in classes if len(classes) > 1 else []:
         n, val = best(f"dice:{cls}")
         if n is not None:
             lines.append(f"- {cls}: best Dice by **{n}** ({val:.3f}).")
