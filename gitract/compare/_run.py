@@ -472,6 +472,10 @@ def aggregate_run(out: Path, config: ExperimentConfig | None = None) -> dict:
                 except pd.errors.EmptyDataError:
                     pass
         m = json.loads((d / "metrics.json").read_text())
+        # Fit time is the training step's own record (a resumed run loads the model).
+        model_done = d.parent / "model" / "done.json"
+        if model_done.is_file():
+            m["fit_s"] = json.loads(model_done.read_text()).get("fit_seconds", m.get("fit_s"))
         tracks.setdefault(name, []).append(m)
     for n, parts in frames.items():
         frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
