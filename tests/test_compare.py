@@ -55,6 +55,11 @@ def test_report_has_every_section_and_figure(tiny_run):
     for track in summary["tracks"].values():
         for key in ("dice", "hausdorff", "score", "per_class", "fit_s", "ms_per_slice", "model_bytes"):
             assert key in track
+        assert track["fit_s"] is not None and track["fit_s"] > 0
+    # One tuning rule for every track: the sweep covers the configured component sizes.
+    sweep = pd.read_csv(out / "sweep.csv")
+    for _, part in sweep.groupby("model"):
+        assert sorted(part["min_size"].unique()) == sorted(config.min_sizes)
 
 
 def test_table_numbers_equal_metrics_of_saved_predictions(tiny_run):
@@ -99,6 +104,25 @@ def test_interrupted_run_resumes_without_recomputing(tmp_path, cache_env):
     assert (first / "model" / "done.json").read_text() == model_marker
     assert (first / "eval" / "done.json").read_text() != marker
     assert "trained model cached" in (out / "log.txt").read_text()
+    # Fit times survive the resume: they come from the training step's record.
+    from gitract.compare._run import aggregate_run
+
+    summary = aggregate_run(out, changed)
+    assert all(t["fit_s"] and t["fit_s"] > 0 for t in summary["tracks"].values())
+
+
+def test_slice_step_keeps_every_nth_slice(cache_env):
+    from gitract.config import config_from_dict
+
+    raw = {"data": {"kind": "phantom", "phantom": {"n_cases": 3, "n_days": 1, "n_slices": 8,
+                                                   "sizes": [[96, 96]]}}}
+    full = load_stacks(config_from_dict(raw))
+    raw["data"]["slice_step"] = 2
+    half = load_stacks(config_from_dict(raw))
+    assert [s.n_slices for s in half] == [4] * len(full)
+    assert half[0].slice_numbers == full[0].slice_numbers[::2]
+    with pytest.raises(ValueError, match="slice_step"):
+        config_from_dict({"data": {"slice_step": 0}})
 
 
 def test_predict_writes_a_submission_for_unseen_scans(tiny_run, tmp_path):

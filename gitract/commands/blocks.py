@@ -111,6 +111,14 @@ def format_table(table) -> str:
 
 
 def _evaluate(args) -> int:
+    return evaluate_and_print(args, _config(args))
+
+
+def evaluate_and_print(args, config) -> int:
+    """Cross-validate ``config`` on ``args``' data, print the table, write ``--out`` files.
+
+    Shared by ``gitract blocks evaluate`` and ``gitract cnn evaluate``.
+    """
     from gitract.evaluation import (
         case_folds,
         cross_validate_block_track,
@@ -118,7 +126,6 @@ def _evaluate(args) -> int:
     )
     from gitract.utils.io import write_text_atomic
 
-    config = _config(args)
     stacks = load_stacks(args.data, args.path, args.every)
     cases = sorted({s.case for s in stacks})
     if args.folds > 1:

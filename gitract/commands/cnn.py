@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 
@@ -63,42 +62,14 @@ def model_params(args: argparse.Namespace) -> dict:
 
 def _evaluate(args: argparse.Namespace) -> int:
     from gitract import evaluation
-    from gitract.commands.blocks import format_table, load_stacks
-    from gitract.utils.io import write_text_atomic
+    from gitract.commands.blocks import evaluate_and_print
 
-    if "cnn" not in evaluation.CLASSIFIERS:
-        print("error: gitract.evaluation does not support classifier='cnn' yet "
-              "(BlockTrackConfig.make_model must build BlockCNNClassifier)", file=sys.stderr)
-        return 2
     config = evaluation.BlockTrackConfig(
         classifier="cnn", features="raw", block_size=args.block_size, step=args.step,
         n_per_class=args.n_per_class, background_cap=args.background_cap,
         interpolation=args.interpolation, random_state=args.seed, model_params=model_params(args),
     )
-    stacks = load_stacks(args.data, args.path, args.every)
-    cases = sorted({s.case for s in stacks})
-    if args.folds > 1:
-        folds = evaluation.case_folds(cases, n_folds=args.folds, n_val=args.n_val, random_state=args.seed)
-    else:
-        n_test = args.n_test if args.n_test is not None else max(1, round(0.3 * len(cases)))
-        folds = [evaluation.fixed_case_split(cases, n_test=n_test, n_val=args.n_val, random_state=args.seed)]
-    results, table = evaluation.cross_validate_block_track(stacks, folds, config)
-    n_slices = sum(st.n_slices for st in stacks)
-    print(f"{args.data}: {len(cases)} cases, {len(stacks)} stacks, {n_slices} slices; "
-          f"cnn block {config.block_size} step {config.step}, {len(folds)} fold(s)")
-    for i, r in enumerate(results):
-        print(f"fold {i}: train {r.train_cases} val {r.val_cases} test {r.test_cases}; "
-              f"fit {r.fit_seconds:.1f} s, {r.n_train_blocks} blocks, "
-              f"{r.ms_per_slice:.0f} ms/slice, thresholds {list(r.tuning.thresholds)}")
-    print(format_table(table))
-    print(results[0].score.conventions.describe())
-    if args.out is not None:
-        args.out.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(args.out / "per_fold.csv", table.to_csv(index=False))
-        write_text_atomic(args.out / "results.json", json.dumps(
-            [r.summary() for r in results], indent=2, default=str) + "\n")
-        print(f"wrote {args.out / 'per_fold.csv'} and {args.out / 'results.json'}")
-    return 0
+    return evaluate_and_print(args, config)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -45,3 +45,15 @@ def test_blocks_train_then_predict_submission(phantom_dir, tmp_path, capsys):
     frame = pd.read_csv(sub, keep_default_na=False)
     assert list(frame.columns) == ["id", "class", "predicted"]
     assert len(frame) == 4 * 4 * 3
+
+
+def test_cnn_evaluate_shares_the_block_evaluation(phantom_dir, tmp_path, capsys):
+    rc = main(["cnn", "evaluate", "--data", "kaggle", "--path", str(phantom_dir),
+               "--block-size", "9", "--n-per-class", "10", "--background-cap", "20",
+               "--epochs", "1", "--channels", "4,8", "--threads", "1", "--device", "cpu",
+               "--out", str(tmp_path / "cnn")])
+    assert rc == 0
+    assert "overall" in capsys.readouterr().out
+    results = json.loads((tmp_path / "cnn" / "results.json").read_text())
+    assert results[0]["config"]["classifier"] == "cnn"
+    assert results[0]["config"]["features"] == "raw"
