@@ -34,6 +34,8 @@ def plot_proba_maps(
     truth : ndarray of shape (H, W, C), bool
     """
     tracks = list(proba_by_track)
+    if not tracks:
+        raise ValueError("plot_proba_maps needs at least one track's probability map")
     n_rows, n_cols = len(classes), len(tracks) + 1
     fig, axes = plt.subplots(
         n_rows, n_cols, figsize=(2.2 * n_cols, 2.2 * n_rows), squeeze=False, layout="constrained"
@@ -178,3 +180,36 @@ def plot_bars(values: pd.DataFrame, *, column: str, ylabel: str, ax=None):
     ax.set_ylabel(ylabel)
     ax.grid(axis="y", alpha=0.3)
     return ax
+
+
+def plot_learning_curves(curves: pd.DataFrame):
+    """One row per track: training loss (left) and its validation value (right, the
+    U-Net's Dice or the CNN's loss) against the optimiser step (or the epoch when steps
+    are not recorded), one line per fold.
+
+    ``curves`` has columns ``model``, ``epoch``, ``train_loss`` and optionally ``fold``,
+    ``step``, ``val_dice``, ``val_loss``.
+    """
+    if curves.empty:
+        raise ValueError("plot_learning_curves needs at least one row")
+    names = list(dict.fromkeys(curves["model"]))
+    fig, axes = plt.subplots(len(names), 2, figsize=(8, 2.6 * len(names)), squeeze=False,
+                             layout="constrained")
+    for r, name in enumerate(names):
+        part = curves[curves["model"] == name]
+        val_col = next((c for c in ("val_dice", "val_loss") if c in part
+                        and part[c].notna().any()), None)
+        use_step = "step" in part and part["step"].notna().all()
+        groups = part.groupby("fold", sort=True) if "fold" in part else [(0, part)]
+        for fold, g in groups:
+            x = g["step"] if use_step else g["epoch"]
+            axes[r, 0].plot(x, g["train_loss"], marker=".", label=f"fold {fold}")
+            if val_col is not None:
+                axes[r, 1].plot(x, g[val_col], marker=".", label=f"fold {fold}")
+        axes[r, 0].set_ylabel(f"{name}\ntraining loss", fontsize=8)
+        axes[r, 1].set_ylabel((val_col or "no validation").replace("_", " "), fontsize=8)
+        for ax in axes[r]:
+            ax.set_xlabel("optimiser step" if use_step else "epoch", fontsize=8)
+            ax.grid(alpha=0.3)
+        axes[r, 1].legend(fontsize=7)
+    return fig

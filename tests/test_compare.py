@@ -154,3 +154,120 @@ def test_report_rebuilds_without_retraining(tiny_run):
     assert main(["report", str(out)]) == 0
     assert (out / "report.md").is_file()
     assert before == {p: p.stat().st_mtime_ns for p in (out / "steps").rglob("done.json")}
+
+
+# --------------------------------------------------------------- fresh clones and resumes
+_TIMING_KEYS = {"fit_s", "ms_per_slice", "seconds", "finished"}
+
+
+def _without_timings(obj):
+    if isinstance(obj, dict):
+        return {k: _without_timings(v) for k, v in obj.items() if k not in _TIMING_KEYS}
+    if isinstance(obj, list):
+        return [_without_timings(v) for v in obj]
+    return obj
+
+
+def _as_git_delivers(run: Path, repo: Path, name: str) -> list[str]:
+    """Delete what git would not deliver of ``run`` if it sat at ``reports/<name>`` (the
+    repository's own .gitignore decides) but keep every ``done.json``, the case that broke
+    fresh clones. Returns the deleted paths."""
+    import shutil
+    import subprocess
+
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    files = sorted(p.relative_to(run).as_posix() for p in run.rglob("*") if p.is_file())
+    proc = subprocess.run(
+        ["git", "-C", str(repo), "check-ignore", "--no-index", "--stdin"],
+        input="\n".join(f"reports/{name}/{f}" for f in files), capture_output=True, text=True,
+        check=False)
+    ignored = [line.split("/", 2)[2] for line in proc.stdout.splitlines() if line]
+    gone = [f for f in ignored if not f.endswith("done.json")]
+    for f in gone:
+        (run / f).unlink()
+    return gone
+
+
+def test_run_delivered_by_git_resumes_to_a_complete_report(tiny_run, tmp_path):
+    import shutil
+
+    config, out = tiny_run
+    run = tmp_path / "tiny"
+    shutil.copytree(out, run)
+    gone = _as_git_delivers(run, TINY.parent.parent.parent, "tiny")
+    # Models and example maps are cache, never committed.
+    assert any(f.endswith("track.joblib") for f in gone) and any(f.endswith("unet.pt") for f in gone)
+    assert any(f.endswith("examples.npz") for f in gone)
+    assert list(run.rglob("done.json")), "the harsh case keeps every done.json"
+    before = json.loads((out / "summary.json").read_text())
+
+    run_comparison(config, run, progress=False, config_path=str(TINY))
+
+    log = (run / "log.txt").read_text()
+    for track in config.tracks:
+        # Each step says why it is recomputed.
+        assert f"fold 0 {track.name}: evaluating (" in log
+        assert "is missing)" in log
+    text = (run / "report.md").read_text()
+    assert "Not drawn" not in text
+    for key in FIGURES:
+        assert f"![{key}](figures/" in text, key
+    assert len([p for p in (run / "figures").glob("probability_maps_*.png")]) >= 1
+    after = json.loads((run / "summary.json").read_text())
+    assert _without_timings(after) == _without_timings(before)
+
+
+def test_second_run_computes_no_step_and_writes_the_same_summary(tiny_run, tmp_path):
+    import shutil
+
+    config, out = tiny_run
+    run = tmp_path / "tiny"
+    shutil.copytree(out, run)
+    markers = {p: p.read_text() for p in run.rglob("done.json")}
+    first = (run / "summary.json").read_text()
+    log_start = len((run / "log.txt").read_text())
+
+    run_comparison(config, run, progress=False, config_path=str(TINY))
+
+    new_log = (run / "log.txt").read_text()[log_start:]
+    assert new_log.count("cached, skipped") == len(config.tracks)
+    assert "training on" not in new_log and "evaluating" not in new_log
+    assert markers == {p: p.read_text() for p in run.rglob("done.json")}
+    assert (run / "summary.json").read_text() == first
+
+
+def test_report_with_nothing_to_draw_says_so(tiny_run, tmp_path):
+    import shutil
+
+    from gitract.cli import main
+
+    _, out = tiny_run
+    run = tmp_path / "published"
+    shutil.copytree(out, run)
+    shutil.rmtree(run / "steps")  # a committed report: no cache
+    assert main(["report", str(run)]) == 0
+    text = (run / "report.md").read_text()
+    assert "Not drawn: no example probability maps in this run folder" in text
+    assert "![threshold_sweeps](figures/" in text  # drawn from the run-level tables
+
+
+def test_report_and_predict_on_unfinished_or_published_runs_end_in_one_line(
+        tiny_run, tmp_path, capsys):
+    import shutil
+
+    from gitract.cli import main
+
+    config, out = tiny_run
+    run = tmp_path / "published"
+    shutil.copytree(out, run)
+    shutil.rmtree(run / "steps")
+    assert main(["predict", str(run), "--track", config.tracks[0].name, "--data-dir",
+                 str(tmp_path), "--out", str(tmp_path / "sub.csv")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "rerun the comparison" in err[0] and "Traceback" not in err[0]
+    assert not (tmp_path / "sub.csv").exists()
+    (run / "summary.json").unlink()
+    assert main(["report", str(run)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "summary.json" in err[0]

@@ -35,3 +35,28 @@ def test_other_figures_draw(pyplot):
     bars = pd.DataFrame({"track": ["rf", "rf"], "class": ["a", "b"], "fp": [0.1, 0.2]})
     ax = plots.plot_bars(bars, column="fp", ylabel="share")
     assert ax.get_ylabel() == "share"
+
+
+def test_figures_with_nothing_to_draw_raise_a_clear_error(pyplot, rng):
+    import pytest
+
+    with pytest.raises(ValueError, match="at least one track"):
+        plots.plot_proba_maps(rng.random((20, 20)), {}, rng.random((20, 20, 3)) > 0.5,
+                              classes=CLASSES)
+    with pytest.raises(ValueError, match="at least one row"):
+        plots.plot_learning_curves(pd.DataFrame())
+
+
+def test_learning_curves_one_row_per_track(pyplot):
+    curves = pd.DataFrame({
+        "model": ["unet"] * 4 + ["cnn-33"] * 2, "fold": [0, 0, 1, 1, 0, 0],
+        "epoch": [1, 2, 1, 2, 1, 2], "step": [10, 20, 10, 20, None, None],
+        "train_loss": [0.9, 0.5, 0.8, 0.6, 1.2, 1.0],
+        "val_dice": [0.2, 0.4, 0.1, 0.3, None, None],
+        "val_loss": [None, None, None, None, 1.1, 1.05]})
+    fig = plots.plot_learning_curves(curves)
+    axes = fig.axes
+    assert len(axes) == 4
+    assert axes[0].get_xlabel() == "optimiser step" and axes[2].get_xlabel() == "epoch"
+    assert len(axes[0].lines) == 2 and len(axes[3].lines) == 1
+    assert axes[3].get_ylabel() == "val loss"

@@ -14,6 +14,12 @@ def run(args: argparse.Namespace) -> int:
 
     from gitract.compare import build_report
 
-    path = build_report(Path(args.run_dir))
+    try:
+        path = build_report(Path(args.run_dir))
+    except FileNotFoundError as exc:
+        import sys
+
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     print(f"report: {path}")
     return 0

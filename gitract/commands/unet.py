@@ -1,6 +1,6 @@
 """``gitract unet train|predict``: the 2.5D U-Net track.
 
-- ``train --data KIND [--path P] --out MODEL_DIR [--epochs N] [--minutes M]
+- ``train --data KIND [--path P] --out MODEL_DIR [--epochs N] [--steps N] [--minutes M]
   [--device D] [--seed S]``: holds out ``--n-val`` cases (seeded) for checkpoint choice
   and per-class threshold tuning, trains on the rest and writes ``MODEL_DIR/unet.pt``
   (weights, config, thresholds, history) plus ``config.json`` and ``history.json``.
@@ -26,7 +26,10 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     tr.add_argument("--path", type=Path, default=None, help="dataset folder (default per kind)")
     tr.add_argument("--out", type=Path, required=True, help="model folder to write")
     tr.add_argument("--epochs", type=int, default=None, help="epoch budget (default 40)")
-    tr.add_argument("--minutes", type=float, default=None, help="wall-clock training budget")
+    tr.add_argument("--steps", type=int, default=None,
+                    help="budget in optimiser steps (reproducible on any machine)")
+    tr.add_argument("--minutes", type=float, default=None,
+                    help="wall-clock guard (alone: the budget, machine-dependent)")
     tr.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     tr.add_argument("--seed", type=int, default=0, help="the single seed of the run")
     tr.add_argument("--n-val", type=int, default=1,
@@ -59,15 +62,16 @@ def _config(args):
     base = GPU_CONFIG if args.gpu_config else UNetConfig()
     over = {"device": args.device, "random_state": args.seed,
             "progress": not args.no_progress}
-    for arg, field in (("epochs", "max_epochs"), ("minutes", "max_minutes"),
+    for arg, field in (("epochs", "max_epochs"), ("steps", "max_steps"),
+                       ("minutes", "max_minutes"),
                        ("image_size", "image_size"), ("base_channels", "base_channels"),
                        ("depth", "depth"), ("batch_size", "batch_size"), ("lr", "lr"),
                        ("threads", "num_threads")):
         value = getattr(args, arg)
         if value is not None:
             over[field] = value
-    if args.minutes is not None and args.epochs is None:
-        over["max_epochs"] = None  # the time budget alone limits the run
+    if (args.minutes is not None or args.steps is not None) and args.epochs is None:
+        over["max_epochs"] = None  # the step budget (or the time budget alone) limits it
     return replace(base, **over)
 
 

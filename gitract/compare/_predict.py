@@ -12,6 +12,7 @@ def load_trained_track(run_dir: str | Path, track: str, *, fold: int = 0):
     """``(adapter, tuning)`` of ``track`` in ``run_dir`` (model and validation thresholds)."""
     import pandas as pd
 
+    from gitract.compare._steps import step_status
     from gitract.compare._tracks import make_track
     from gitract.postprocessing import ThresholdTuning
 
@@ -21,8 +22,13 @@ def load_trained_track(run_dir: str | Path, track: str, *, fold: int = 0):
     if track not in tracks:
         raise DataError(f"{run_dir}: no track {track!r} (tracks: {', '.join(tracks)})")
     step = run_dir / "steps" / f"fold{fold}" / track
-    if not (step / "model" / "done.json").is_file() or not (step / "eval" / "done.json").is_file():
-        raise DataError(f"{step}: track {track!r} did not finish in this run")
+    for part in ("model", "eval"):
+        done, why = step_status(step / part, None)
+        if not done:
+            raise DataError(
+                f"{step / part}: no usable trained track {track!r} here ({why}); trained "
+                "models are not committed with a report: rerun the comparison "
+                f"(gitract compare CONFIG --out {run_dir}) to train it")
     t = tracks[track]
     adapter = make_track(t["kind"], t["params"], random_state=0).load(step / "model")
     tun = json.loads((step / "eval" / "metrics.json").read_text())["tuning"]

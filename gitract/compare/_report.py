@@ -12,7 +12,8 @@ import pandas as pd
 
 from gitract.utils.io import atomic_path, write_text_atomic
 
-FIGURES = ("probability_maps", "threshold_sweeps", "reliability", "confusion", "empty_slices")
+FIGURES = ("probability_maps", "threshold_sweeps", "reliability", "confusion", "empty_slices",
+           "learning_curves")
 
 #: Columns of the main table: (key, header, lower is better, format).
 _ABBREV = {"large_bowel": "LB", "small_bowel": "SB", "stomach": "St"}
@@ -159,87 +160,151 @@ def _save_fig(fig, path: Path, *, dpi: int = 100) -> None:
     plt.close(fig)
 
 
-def _figures(out: Path, summary: dict, classes: list[str]) -> dict[str, list[str]]:
+def _read_table(path: Path) -> pd.DataFrame:
+    """A run-level CSV, empty when absent or header-less."""
+    if not path.is_file() or path.stat().st_size <= 1:
+        return pd.DataFrame()
+    try:
+        return pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame()
+
+
+def _example_maps(out: Path, tracks: list[str], examples: list[str]) -> dict[str, dict]:
+    """``{slice id: {"image", "truth", "proba": {track: map}}}`` from the saved examples
+    of fold 0 (the run folder alone: the dataset is not read again)."""
+    found: dict[str, dict] = {}
+    for name in tracks:
+        path = out / "steps" / "fold0" / name / "eval" / "examples.npz"
+        if not path.is_file():
+            continue
+        try:
+            with np.load(path) as z:
+                arrays = {k: z[k] for k in z.files}
+        except (OSError, ValueError):
+            continue
+        for sid in examples:
+            if f"proba__{sid}" not in arrays:
+                continue
+            entry = found.setdefault(sid, {"proba": {}})
+            entry["proba"][name] = arrays[f"proba__{sid}"].astype(np.float32)
+            entry.setdefault("image", arrays[f"image__{sid}"].astype(np.float32))
+            entry.setdefault("truth", arrays[f"truth__{sid}"].astype(bool))
+    return found
+
+
+def _figures(out: Path, summary: dict, classes: list[str]) -> tuple[dict, dict]:
+    """Draw every figure there is data for: ``(made, skipped)``, file names per figure and,
+    for a figure with nothing to draw, the reason (a line of the report)."""
+    import matplotlib.pyplot as plt
+
     from gitract import plots
 
     figdir = out / "figures"
     figdir.mkdir(exist_ok=True)
     made: dict[str, list[str]] = {k: [] for k in FIGURES}
+    skipped: dict[str, str] = {}
     tracks = list(summary["tracks"])
 
-    examples = json.loads((out / "examples.json").read_text())["ids"]
-    if examples:
-        from gitract.compare._run import load_stacks
-        from gitract.config import config_from_dict
+    examples_path = out / "examples.json"
+    examples = json.loads(examples_path.read_text())["ids"] if examples_path.is_file() else []
+    maps = _example_maps(out, tracks, examples)
+    for n, sid in enumerate(sid for sid in examples if sid in maps):
+        entry = maps[sid]
+        fig = plots.plot_proba_maps(entry["image"], entry["proba"], entry["truth"],
+                                    classes=classes,
+                                    title=f"{sid}: probability maps (cyan: truth contour)")
+        fname = f"probability_maps_{n}.png"
+        _save_fig(fig, figdir / fname, dpi=75)
+        made["probability_maps"].append(fname)
+    if not made["probability_maps"]:
+        skipped["probability_maps"] = (
+            "no example probability maps in this run folder (they live in its `steps/` "
+            "cache, which is not committed); rerun the comparison to draw them"
+            if examples else "no test slice holds an organ to show")
 
-        raw = json.loads((out / "config.json").read_text())
-        raw.pop("config_path", None)
-        cfg = config_from_dict(raw)
-        stacks = {}
-        for s in load_stacks(cfg):
-            for i, sid in enumerate(s.ids):
-                if sid in examples:
-                    stacks[sid] = (s, i)
-        maps = {}
-        for name in tracks:
-            path = out / "steps" / "fold0" / name / "eval" / "examples.npz"
-            if path.is_file():
-                with np.load(path) as z:
-                    maps[name] = {k: z[k].astype(np.float32) for k in z.files}
-        from gitract.evaluation import normalize_stack
-
-        for n, sid in enumerate(examples):
-            if sid not in stacks:
-                continue
-            stack, i = stacks[sid]
-            image = normalize_stack(stack)[i]
-            per_track = {name: m[sid] for name, m in maps.items() if sid in m}
-            fig = plots.plot_proba_maps(image, per_track, stack.masks[i], classes=classes,
-                                        title=f"{sid}: probability maps (cyan: truth contour)")
-            fname = f"probability_maps_{n}.png"
-            _save_fig(fig, figdir / fname, dpi=75)
-            made["probability_maps"].append(fname)
-
-    sweep = pd.read_csv(out / "sweep.csv") if (out / "sweep.csv").stat().st_size > 1 else None
-    if sweep is not None and len(sweep):
-        part = sweep[sweep["fold"] == 0]
+    sweep = _read_table(out / "sweep.csv")
+    part = sweep[sweep["fold"] == 0] if len(sweep) else sweep
+    if len(part):
         fig = plots.plot_threshold_sweeps(
             {name: g for name, g in part.groupby("model", sort=False)}, classes=classes)
         _save_fig(fig, figdir / "threshold_sweeps.png")
         made["threshold_sweeps"].append("threshold_sweeps.png")
+    else:
+        skipped["threshold_sweeps"] = "no threshold sweep (no validation cases)"
 
-    cal = pd.read_csv(out / "calibration.csv")
-    agg = (cal.assign(sum_p=cal["mean_proba"] * cal["count"], pos=cal["frac_pos"] * cal["count"])
-           .groupby(["model", "class", "bin"], sort=False)[["sum_p", "pos", "count"]].sum()
-           .reset_index())
-    agg["mean_proba"] = agg["sum_p"] / agg["count"]
-    agg["frac_pos"] = agg["pos"] / agg["count"]
-    fig = plots.plot_reliability(agg.rename(columns={"model": "track"}), classes=classes)
-    _save_fig(fig, figdir / "reliability.png")
-    made["reliability"].append("reliability.png")
+    cal = _read_table(out / "calibration.csv")
+    if len(cal):
+        agg = (cal.assign(sum_p=cal["mean_proba"] * cal["count"], pos=cal["frac_pos"] * cal["count"])
+               .groupby(["model", "class", "bin"], sort=False)[["sum_p", "pos", "count"]].sum()
+               .reset_index())
+        agg["mean_proba"] = agg["sum_p"] / agg["count"]
+        agg["frac_pos"] = agg["pos"] / agg["count"]
+        fig = plots.plot_reliability(agg.rename(columns={"model": "track"}), classes=classes)
+        _save_fig(fig, figdir / "reliability.png")
+        made["reliability"].append("reliability.png")
+    else:
+        skipped["reliability"] = "no calibration table"
 
-    conf = pd.read_csv(out / "confusion.csv")
-    labels = ["background", *classes]
-    mats = {}
-    for name, g in conf.groupby("model", sort=False):
-        g = g.groupby(["true", "predicted"])["count"].sum()
-        mats[name] = np.array([[g.get((t, p), 0) for p in labels] for t in labels])
-    fig = plots.plot_confusions(mats, labels=labels)
-    _save_fig(fig, figdir / "confusion.png")
-    made["confusion"].append("confusion.png")
+    conf = _read_table(out / "confusion.csv")
+    if len(conf):
+        labels = ["background", *classes]
+        mats = {}
+        for name, g in conf.groupby("model", sort=False):
+            g = g.groupby(["true", "predicted"])["count"].sum()
+            mats[name] = np.array([[g.get((t, p), 0) for p in labels] for t in labels])
+        fig = plots.plot_confusions(mats, labels=labels)
+        _save_fig(fig, figdir / "confusion.png")
+        made["confusion"].append("confusion.png")
+    else:
+        skipped["confusion"] = "no confusion table"
 
-    empty = pd.read_csv(out / "empty.csv")
-    agg = empty.groupby(["model", "class"], sort=False)[["n_empty_slices", "n_false_positive"]].sum()
-    agg = agg.reset_index()
-    agg["fp_rate"] = agg["n_false_positive"] / agg["n_empty_slices"].where(agg["n_empty_slices"] > 0)
-    import matplotlib.pyplot as plt
+    empty = _read_table(out / "empty.csv")
+    if len(empty) and (empty["n_empty_slices"] > 0).any():
+        agg = empty.groupby(["model", "class"], sort=False)[["n_empty_slices",
+                                                              "n_false_positive"]].sum()
+        agg = agg.reset_index()
+        agg["fp_rate"] = agg["n_false_positive"] / agg["n_empty_slices"].where(
+            agg["n_empty_slices"] > 0)
+        fig, ax = plt.subplots(figsize=(7, 3), layout="constrained")
+        plots.plot_bars(agg.rename(columns={"model": "track"}), column="fp_rate",
+                        ylabel="share of empty slices\nwith a prediction", ax=ax)
+        _save_fig(fig, figdir / "empty_slices.png")
+        made["empty_slices"].append("empty_slices.png")
+    else:
+        skipped["empty_slices"] = "the test slices hold no organ-free slice of any class"
 
-    fig, ax = plt.subplots(figsize=(7, 3), layout="constrained")
-    plots.plot_bars(agg.rename(columns={"model": "track"}), column="fp_rate",
-                    ylabel="share of empty slices\nwith a prediction", ax=ax)
-    _save_fig(fig, figdir / "empty_slices.png")
-    made["empty_slices"].append("empty_slices.png")
-    return made
+    curves = _read_table(out / "training.csv")
+    if len(curves):
+        fig = plots.plot_learning_curves(curves)
+        _save_fig(fig, figdir / "learning_curves.png")
+        made["learning_curves"].append("learning_curves.png")
+    else:
+        skipped["learning_curves"] = "no deep track in this run (no training curve)"
+    return made, skipped
+
+
+def _training_lines(summary: dict) -> list[str]:
+    """One line per deep track: budget, steps and epochs run, and why training stopped."""
+    lines = []
+    for name, t in summary["tracks"].items():
+        for k, fold in enumerate(t.get("folds") or []):
+            tr = fold.get("training")
+            if not tr:
+                continue
+            budget = ", ".join(f"{b} {v}" for b, v in (tr.get("budget") or {}).items()
+                               if v is not None)
+            ran = f"{tr['epochs']} epochs" + (f", {tr['steps']} optimiser steps"
+                                               if tr.get("steps") is not None else "")
+            why = {"max_steps": "step budget reached", "max_epochs": "epoch budget reached",
+                   "patience": "early stopping (no validation improvement)",
+                   "max_minutes": "**the time guard (max_minutes) fired: this track's "
+                                  "numbers depend on the machine's speed**"}.get(
+                tr.get("stopped"), str(tr.get("stopped")))
+            best = f"; weights of epoch {tr['best_epoch']} kept" if tr.get("best_epoch") else ""
+            lines.append(f"- {name}, fold {k}: budget {budget or 'n/a'}; ran {ran}; "
+                         f"stopped: {why}{best}.")
+    return lines
 
 
 def build_report(out: str | Path) -> Path:
@@ -249,15 +314,18 @@ def build_report(out: str | Path) -> Path:
     example maps), so ``gitract report RUN_DIR`` rebuilds it without retraining.
     """
     out = Path(out)
-    from gitract.compare._run import aggregate_run
-
-    summary = aggregate_run(out)
+    for name in ("summary.json", "config.json", "env.json"):
+        if not (out / name).is_file():
+            raise FileNotFoundError(
+                f"{out / name}: missing; the run has not finished (rerun the comparison "
+                "to complete it)")
+    summary = json.loads((out / "summary.json").read_text())
     config = json.loads((out / "config.json").read_text())
     env = json.loads((out / "env.json").read_text())
     splits = summary["split"]
     any_track = next(iter(summary["tracks"].values()), None)
     classes = list(any_track["per_class"]) if any_track else []
-    made = _figures(out, summary, classes) if any_track else {}
+    made, skipped = _figures(out, summary, classes) if any_track else ({}, {})
     ds = summary["dataset"]
     lines = [f"# gitract comparison: {config['name']}", ""]
     if summary["synthetic"]:
@@ -266,7 +334,8 @@ def build_report(out: str | Path) -> Path:
                   "behave on the phantom, not on real MRI.", ""]
     else:
         lines += [f"> Real data: `{ds['kind']}` ({ds['path'] or 'default location'}).", ""]
-    n_slices = pd.read_csv(out / "metrics_per_slice.csv")["id"].nunique() if any_track else 0
+    per_slice = _read_table(out / "metrics_per_slice.csv")
+    n_slices = per_slice["id"].nunique() if len(per_slice) else 0
     lines += [
         "## Dataset and split", "",
         f"- Dataset: `{ds['kind']}`" + (f" with phantom settings `{ds['phantom']}`" if ds['phantom'] else ""),
@@ -300,8 +369,14 @@ def build_report(out: str | Path) -> Path:
               "class where both exist. FP on empty slices: share of organ-free slices with any "
               "prediction. Inference: probability map of one test slice.", ""]
     lines.append(_markdown_table(summary, classes) if any_track else "(no finished track)")
-    lines += ["", "## Summary (generated from the numbers)", "", written_summary(summary), "",
-              "## Figures", ""]
+    lines += ["", "## Summary (generated from the numbers)", "", written_summary(summary), ""]
+    training = _training_lines(summary)
+    if training:
+        lines += ["## Training of the deep tracks", "",
+                  "Budgets are in optimiser steps or epochs, so the same seed gives the same "
+                  "weights on another machine; a time limit is only a guard.", "",
+                  *training, ""]
+    lines += ["## Figures", ""]
     captions = {
         "probability_maps": "Probability maps per class, every track side by side, truth contours",
         "threshold_sweeps": "Validation score against threshold (fold 0)",
@@ -309,15 +384,19 @@ def build_report(out: str | Path) -> Path:
         "confusion": "Block-classification confusion matrices (dominant class at block centres, "
                      "8-pixel grid, row-normalised)",
         "empty_slices": "False positives on organ-free slices, per class",
+        "learning_curves": "Learning curves of the deep tracks (training loss, validation)",
     }
     for key in FIGURES:
         for fname in made.get(key, []):
             lines += [f"### {captions[key]}", "", f"![{key}](figures/{fname})", ""]
+        if key in skipped:
+            lines += [f"### {captions[key]}", "", f"Not drawn: {skipped[key]}.", ""]
     lines += ["## Files", "",
               "`summary.json` (the numbers above), `metrics_per_slice.csv`, `metrics_per_case.csv`, "
-              "`splits.json`, `config.json`, `env.json`, `log.txt`; per step under `steps/`: "
-              "`predictions.csv` (the thresholded test masks as RLE), `metrics.json`, the sweep, "
-              "calibration, confusion and empty-slice tables.", "",
+              "`sweep.csv`, `calibration.csv`, `confusion.csv`, `empty.csv`, `localisation.csv`, "
+              "`training.csv`, `splits.json`, `config.json`, `env.json`, `log.txt`. The run's "
+              "cache `steps/` (trained models, test predictions as RLE, example maps) stays on "
+              "the machine that ran it and is not committed.", "",
               f"Reproduce: `python experiments/compare.py {config.get('config_path') or 'CONFIG'} "
               f"--out {out}`", ""]
     path = out / "report.md"

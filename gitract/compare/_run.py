@@ -3,15 +3,19 @@
 Layout of a run folder::
 
     config.json env.json splits.json examples.json log.txt
-    steps/fold<k>/<track>/model/       trained model (its own ``done.json`` holds the key)
+    steps/fold<k>/<track>/model/       trained model and its ``done.json``
     steps/fold<k>/<track>/eval/        metrics.json predictions.csv per_slice.csv per_case.csv
                                        sweep.csv calibration.csv confusion.csv empty.csv
                                        localisation.csv examples.npz done.json
-    metrics_per_slice.csv metrics_per_case.csv summary.json report.md figures/*.png
+    metrics_per_slice.csv metrics_per_case.csv sweep.csv calibration.csv confusion.csv
+    empty.csv localisation.csv training.csv summary.json report.md figures/*.png
 
-A step is skipped when its ``done.json`` holds the same key (a hash of everything it depends
-on), so an interrupted run resumes where it stopped and a changed setting recomputes only
-the steps that depend on it (a changed metric convention re-evaluates without retraining).
+``steps/`` is the run's cache (git ignores it); everything a reader needs sits at the top
+of the folder. A step is skipped only when its ``done.json`` holds the same key (a hash of
+everything it depends on) and every file it lists is there (:mod:`gitract.compare._steps`),
+so an interrupted run resumes where it stopped, a changed setting recomputes only the
+steps that depend on it (a changed metric convention re-evaluates without retraining), and
+a step whose files are gone is computed again with a log line saying why.
 """
 
 from __future__ import annotations
@@ -23,7 +27,6 @@ import math
 import platform
 import shutil
 import subprocess
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -32,6 +35,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from gitract.compare._steps import mark_done, read_marker, step_status
 from gitract.config import ExperimentConfig
 from gitract.data.record import SliceStack
 from gitract.utils._random import derive_seeds, seed_everything
@@ -313,10 +317,12 @@ def run_comparison(
             eval_key = _hash({"model": model_key, "conventions": repr(conventions),
                               "min_sizes": list(config.min_sizes),
                               "examples": examples, "report": asdict(config.report),
-                              "version": 1})
-            if _is_done(step_dir / "eval", eval_key):
+                              "version": 2})
+            done, why = step_status(step_dir / "eval", eval_key)
+            if done:
                 log.info("fold %d %s: cached, skipped", fold_index, track.name)
                 continue
+            log.info("fold %d %s: evaluating (%s)", fold_index, track.name, why)
             adapter = _fit_or_load(track, step_dir / "model", model_key, track_seed,
                                    pick(train_c), pick(val_c), cache)
             _evaluate(adapter, track.name, fold_index, pick(val_c), pick(test_c),
@@ -343,37 +349,28 @@ def _conventions(config: ExperimentConfig):
     return MetricConventions(**config.metrics) if config.metrics else MetricConventions()
 
 
-def _is_done(directory: Path, key: str) -> bool:
-    marker = directory / "done.json"
-    if not marker.is_file():
-        return False
-    try:
-        return json.loads(marker.read_text()).get("key") == key
-    except (OSError, ValueError):
-        return False
-
-
-def _mark_done(directory: Path, key: str, **extra) -> None:
-    _write_json(directory / "done.json", {"key": key, "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                                          **extra})
-
-
 def _fit_or_load(track, directory: Path, key: str, seed: int, train, val, cache=None):
     from gitract.compare._tracks import make_track
 
     adapter = make_track(track.kind, track.params, random_state=seed, cache=cache)
-    if _is_done(directory, key):
+    done, why = step_status(directory, key)
+    if done:
         log.info("%s: trained model cached, loading %s", track.name, directory)
         return adapter.load(directory)
     if directory.exists():
         shutil.rmtree(directory)
     directory.mkdir(parents=True)
-    log.info("%s: training on %d stacks (%d slices)", track.name, len(train),
-             sum(s.n_slices for s in train))
+    log.info("%s: training on %d stacks (%d slices) (%s)", track.name, len(train),
+             sum(s.n_slices for s in train), why)
     adapter.fit(train, val)
     adapter.save(directory)
-    _mark_done(directory, key, fit_seconds=adapter.fit_seconds)
+    mark_done(directory, key, fit_seconds=adapter.fit_seconds, training=adapter.training)
     log.info("%s: trained in %.1f s", track.name, adapter.fit_seconds)
+    training = adapter.training
+    if training and training.get("stopped") == "max_minutes":
+        log.warning("%s: the time guard (max_minutes) stopped training after %d steps; "
+                    "this track's numbers depend on the machine's speed", track.name,
+                    training.get("steps", 0))
     return adapter
 
 
@@ -411,10 +408,20 @@ def _evaluate(adapter, name, fold, val, test, directory: Path, key, conventions,
     loc = A.localisation_errors(test, masks)
     _write_csv(directory / "localisation.csv", loc.assign(**tag))
     ex = {}
+    image_of = None
     for stack in test:
         for s, sid in enumerate(stack.ids):
             if sid in examples:
-                ex[sid] = test_proba[stack.key][s].astype(np.float16)
+                if image_of is None:
+                    from gitract.evaluation import normalize_stack
+
+                    image_of = {}
+                if stack.key not in image_of:
+                    image_of[stack.key] = normalize_stack(stack)
+                # The figure needs nothing else: the report never reloads the dataset.
+                ex[f"proba__{sid}"] = test_proba[stack.key][s].astype(np.float16)
+                ex[f"image__{sid}"] = image_of[stack.key][s].astype(np.float16)
+                ex[f"truth__{sid}"] = stack.masks[s]
     if ex:
         with atomic_path(directory / "examples.npz") as tmp:
             with open(tmp, "wb") as fh:
@@ -433,7 +440,7 @@ def _evaluate(adapter, name, fold, val, test, directory: Path, key, conventions,
         "test_cases": sorted({s.case for s in test}),
     }
     _write_json(directory / "metrics.json", _clean(metrics))
-    _mark_done(directory, key)
+    mark_done(directory, key)
     log.info("fold %d %s: dice %.3f hausdorff %.3f score %.3f (%.0f ms/slice)", fold, name,
              result.dice, result.hausdorff, result.score, test_proba.ms_per_slice)
 
@@ -461,6 +468,7 @@ def aggregate_run(out: Path, config: ExperimentConfig | None = None) -> dict:
     frames: dict[str, list[pd.DataFrame]] = {n: [] for n in (
         "per_slice", "per_case", "sweep", "calibration", "confusion", "empty", "localisation")}
     tracks: dict[str, Any] = {}
+    curves: list[dict] = []
     for fold, name, d in _step_dirs(out, config):
         if not (d / "done.json").is_file():
             raise FileNotFoundError(f"{d}: step not finished; rerun the comparison to complete it")
@@ -472,15 +480,22 @@ def aggregate_run(out: Path, config: ExperimentConfig | None = None) -> dict:
                 except pd.errors.EmptyDataError:
                     pass
         m = json.loads((d / "metrics.json").read_text())
-        # Fit time is the training step's own record (a resumed run loads the model).
-        model_done = d.parent / "model" / "done.json"
-        if model_done.is_file():
-            m["fit_s"] = json.loads(model_done.read_text()).get("fit_seconds", m.get("fit_s"))
+        # Fit time and training record come from the training step (a resumed run loads
+        # the model).
+        model_marker = read_marker(d.parent / "model") or {}
+        m["fit_s"] = model_marker.get("fit_seconds", m.get("fit_s"))
+        training = model_marker.get("training")
+        if training:
+            m["training"] = {k: v for k, v in training.items() if k != "curve"}
+            for row in training.get("curve") or []:
+                curves.append({"model": name, "fold": fold, **row})
         tracks.setdefault(name, []).append(m)
     for n, parts in frames.items():
         frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
         name = {"per_slice": "metrics_per_slice", "per_case": "metrics_per_case"}.get(n, n)
         _write_csv(out / f"{name}.csv", frame)
+    _write_csv(out / "training.csv", pd.DataFrame(
+        curves, columns=None if curves else ["model", "fold", "epoch", "train_loss"]))
     summary_tracks = {}
     kinds = {t.name: t.kind for t in config.tracks}
     params = {t.name: t.params for t in config.tracks}
@@ -527,7 +542,8 @@ def _summarise_folds(folds: list[dict]) -> dict:
             [f.get("localisation_mm_per_class", {}).get(c) for f in folds])
     if len(folds) > 1:
         out["std"] = {k: std([f.get(k) for f in folds]) for k in ("dice", "hausdorff", "score")}
-    out["folds"] = [{k: f.get(k) for k in (*_FOLD_KEYS, "test_cases", "tuning")} for f in folds]
+    out["folds"] = [{k: f.get(k) for k in (*_FOLD_KEYS, "test_cases", "tuning", "training")}
+                    for f in folds]
     return out
 
 

@@ -51,6 +51,23 @@ class BlockTrackAdapter:
     def model_bytes(self) -> int:
         return int(self.track_.model_bytes)
 
+    @property
+    def training(self) -> dict | None:
+        """Budget and curve of a net trained by epochs (the CNN); None for RF / LightGBM."""
+        model = self.track_.model
+        history = getattr(model, "history_", None)
+        if not isinstance(history, dict) or not history.get("train_loss"):
+            return None
+        n_epochs = int(getattr(model, "n_epochs_", len(history["train_loss"])))
+        max_epochs = getattr(model, "max_epochs", None)
+        stopped = "max_epochs" if max_epochs is not None and n_epochs >= max_epochs else "patience"
+        return {"budget": {"max_epochs": max_epochs}, "epochs": n_epochs, "steps": None,
+                "stopped": stopped, "best_epoch": int(getattr(model, "best_epoch_", 0)) + 1,
+                "curve": [{"epoch": i + 1, "train_loss": float(t),
+                           "val_loss": (float(history["val_loss"][i])
+                                        if i < len(history.get("val_loss", [])) else None)}
+                          for i, t in enumerate(history["train_loss"])]}
+
     def save(self, directory: Path) -> None:
         from gitract.evaluation import save_block_track
 
@@ -101,6 +118,19 @@ class UNetTrackAdapter:
     @property
     def model_bytes(self) -> int:
         return int(self.model_.model_bytes())
+
+    @property
+    def training(self) -> dict:
+        """Budget, optimiser steps, why training stopped, and the per-epoch curve."""
+        h = self.model_.history_
+        c = self.model_.config
+        return {"budget": {"max_steps": c.max_steps, "max_epochs": c.max_epochs,
+                           "max_minutes": c.max_minutes},
+                "epochs": len(h.epochs), "steps": int(h.steps), "stopped": h.stopped,
+                "best_epoch": h.best_epoch,
+                "curve": [{"epoch": e["epoch"], "step": e.get("step"),
+                           "train_loss": e["train_loss"], "val_dice": e.get("val_dice")}
+                          for e in h.epochs]}
 
     def save(self, directory: Path) -> None:
         import json

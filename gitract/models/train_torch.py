@@ -3,8 +3,10 @@
 :func:`fit_net` trains any ``nn.Module`` that maps (N, K, H, W) inputs to (N, C, H, W)
 logits against (N, C, H, W) float targets in {0, 1} (multilabel: one sigmoid per class).
 
-- **Budget**: ``max_epochs`` and/or ``max_minutes`` (checked after every batch; a run
-  that hits the time budget validates the partial epoch and stops).
+- **Budget**: ``max_steps`` (optimiser steps) and/or ``max_epochs``, so that a seed gives
+  the same weights on every machine; ``max_minutes`` is a guard (checked after every
+  batch; a run that hits it validates the partial epoch and stops, and ``history.stopped``
+  says so). A time limit alone is allowed but makes the result machine-dependent.
 - **Checkpointing**: after every epoch the monitored value (``val_dice``, ``val_loss``
   or ``train_loss``) is compared with the best so far; the best weights are kept in
   memory (and written atomically to ``checkpoint_path`` when given) and restored at
@@ -15,10 +17,10 @@ logits against (N, C, H, W) float targets in {0, 1} (multilabel: one sigmoid per
   (:func:`make_loader`), augmentation draws from another seeded generator, and the
   global torch RNG (dropout) is forked and seeded for the duration of the fit, so the
   caller's global state is left as it was. On the CPU two runs with the same seed, data
-  and thread count give identical weights when ``max_minutes`` is None. A time budget
-  makes a run depend on the machine's speed (where it stops, and the cosine learning
-  rate, which follows the share of the budget used); ``history`` records how many
-  epochs ran and why the run stopped.
+  and thread count give identical weights unless the ``max_minutes`` guard fires. The
+  cosine learning rate follows the share of the step (or epoch) budget used, never the
+  clock, when such a budget is given; ``history`` records how many steps and epochs ran
+  and why the run stopped.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -62,16 +64,21 @@ class TrainConfig:
     Parameters
     ----------
     max_epochs : int or None
-        Epoch budget (None: only ``max_minutes`` limits the run).
+        Epoch budget (None: no epoch limit).
+    max_steps : int or None
+        Budget in optimiser steps (batches); with ``max_epochs`` the first reached ends
+        the run.
     max_minutes : float or None
-        Wall-clock budget of the training loop in minutes (None: no time limit).
+        Wall-clock guard of the training loop in minutes (None: no time limit). With a
+        step or epoch budget it only stops a run that is too slow; alone it is the budget
+        (and the result then depends on the machine's speed).
     lr, weight_decay : float
         AdamW learning rate and weight decay.
     scheduler : {"cosine", "none"}
         Cosine decay of the learning rate to 1 % of ``lr``, set before every batch from
-        the share of the budget used: the larger of the epoch share (of ``max_epochs``)
-        and the time share (of ``max_minutes``), so that a run cut by the time budget
-        still ends with a low learning rate.
+        the share of the budget used: the larger of the step share (of ``max_steps``) and
+        the epoch share (of ``max_epochs``); the time share (of ``max_minutes``) only
+        when neither is given.
     monitor : {"val_dice", "val_loss", "train_loss"}
         Value that selects the checkpoint restored at the end; ``val_*`` falls back to
         ``train_loss`` without a validation loader.
@@ -97,6 +104,7 @@ class TrainConfig:
 
     max_epochs: int | None = 20
     max_minutes: float | None = None
+    max_steps: int | None = None
     lr: float = 1e-3
     weight_decay: float = 1e-4
     scheduler: str = "cosine"
@@ -112,13 +120,14 @@ class TrainConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        if self.max_epochs is None and self.max_minutes is None:
-            raise ValueError("give max_epochs and/or max_minutes, got neither")
-        if self.max_epochs is not None and (
-            isinstance(self.max_epochs, bool) or not isinstance(self.max_epochs, int)
-            or self.max_epochs < 1
-        ):
-            raise ValueError(f"max_epochs must be a positive int or None, got {self.max_epochs!r}")
+        if self.max_epochs is None and self.max_minutes is None and self.max_steps is None:
+            raise ValueError("give max_steps, max_epochs and/or max_minutes, got none")
+        for name in ("max_epochs", "max_steps"):
+            value = getattr(self, name)
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or value < 1
+            ):
+                raise ValueError(f"{name} must be a positive int or None, got {value!r}")
         if self.max_minutes is not None and not float(self.max_minutes) > 0:
             raise ValueError(f"max_minutes must be > 0 or None, got {self.max_minutes!r}")
         if self.monitor not in _MONITORS:
@@ -143,14 +152,18 @@ class FitHistory:
         One record per epoch: ``epoch`` (1-based), ``train_loss``, ``val_loss``,
         ``val_dice`` (mean over classes of the hard Dice at 0.5 over the whole validation
         set; classes absent from truth and prediction left out), ``val_dice_per_class``,
-        ``lr`` (at the last batch), ``seconds``, ``n_seen`` (training slices seen).
+        ``lr`` (at the last batch), ``seconds``, ``n_seen`` (training slices seen),
+        ``step`` (optimiser steps done by the end of the epoch).
     monitor : str
         The monitored value actually used.
     best_epoch : int or None
         Epoch whose weights were restored.
     best_value : float or None
     stopped : str
-        ``"max_epochs"``, ``"max_minutes"`` or ``"patience"``.
+        ``"max_steps"``, ``"max_epochs"``, ``"max_minutes"`` (the time guard fired) or
+        ``"patience"``.
+    steps : int
+        Optimiser steps done.
     seconds : float
         Wall-clock time of the loop.
     device : str
@@ -163,6 +176,7 @@ class FitHistory:
     best_epoch: int | None = None
     best_value: float | None = None
     stopped: str = ""
+    steps: int = 0
     seconds: float = 0.0
     device: str = "cpu"
     amp: bool = False
@@ -183,7 +197,8 @@ class FitHistory:
 
     @classmethod
     def from_dict(cls, data: dict) -> FitHistory:
-        return cls(**data)
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
 
 
 def bce_dice_loss(
@@ -313,13 +328,18 @@ def _better(value: float, best: float | None, mode: str) -> bool:
 
 
 def _progress(epochs_done: float, max_epochs: int | None, elapsed: float,
-              budget_s: float | None) -> float:
-    """Fraction of the budget used: the larger of the epoch and the time fractions."""
+              budget_s: float | None, steps_done: int = 0,
+              max_steps: int | None = None) -> float:
+    """Fraction of the budget used: the larger of the step and epoch fractions; the
+    time fraction only when there is neither (so the schedule never reads the clock
+    when the run has a reproducible budget)."""
     p = 0.0
     if max_epochs is not None:
         p = epochs_done / max_epochs
-    if budget_s is not None:
-        p = max(p, elapsed / budget_s)
+    if max_steps is not None:
+        p = max(p, steps_done / max_steps)
+    if max_epochs is None and max_steps is None and budget_s is not None:
+        p = elapsed / budget_s
     return min(p, 1.0)
 
 
@@ -372,6 +392,7 @@ def fit_net(
     best_state, since_best = None, 0
     budget_s = None if config.max_minutes is None else float(config.max_minutes) * 60.0
     max_epochs = config.max_epochs if config.max_epochs is not None else 10**9
+    steps = 0
     fork_devices = [device.index or 0] if device.type == "cuda" else []
     start = time.perf_counter()
     with torch.random.fork_rng(devices=fork_devices), _deterministic(config.deterministic):
@@ -379,7 +400,7 @@ def fit_net(
         for epoch in range(1, max_epochs + 1):
             t0 = time.perf_counter()
             net.train()
-            losses, n_seen, out_of_time = 0.0, 0, False
+            losses, n_seen, out_of_time, out_of_steps = 0.0, 0, False, False
             bar = tqdm(train_loader, desc=f"epoch {epoch}", leave=False,
                        disable=not config.progress)
             n_batches = max(len(train_loader), 1)
@@ -387,7 +408,7 @@ def fit_net(
                 if config.scheduler == "cosine":
                     _set_cosine_lr(opt, config, _progress(
                         epoch - 1 + b / n_batches, config.max_epochs,
-                        time.perf_counter() - start, budget_s))
+                        time.perf_counter() - start, budget_s, steps, config.max_steps))
                 xb, yb = xb.to(device), yb.to(device)
                 if augment is not None:
                     xb, yb = augment(xb, yb, aug_gen)
@@ -406,16 +427,21 @@ def fit_net(
                     scaler.update()
                 else:
                     opt.step()
+                steps += 1
                 loss_value = float(loss.detach())
                 losses += loss_value * xb.shape[0]
                 n_seen += xb.shape[0]
                 bar.set_postfix(loss=f"{loss_value:.4f}")
+                if config.max_steps is not None and steps >= config.max_steps:
+                    out_of_steps = True
+                    break
                 if budget_s is not None and time.perf_counter() - start > budget_s:
                     out_of_time = True
                     break
             bar.close()
             record = {"epoch": epoch, "train_loss": losses / max(n_seen, 1),
-                      "lr": float(opt.param_groups[0]["lr"]), "n_seen": n_seen}
+                      "lr": float(opt.param_groups[0]["lr"]), "n_seen": n_seen,
+                      "step": steps}
             if val_loader is not None:
                 ev = evaluate_net(net, val_loader, device=device, amp=use_amp,
                                   bce_weight=config.bce_weight)
@@ -437,6 +463,9 @@ def fit_net(
                 extra = (f" val_loss {record['val_loss']:.4f} val_dice {record['val_dice']:.4f}"
                          if val_loader is not None else "")
                 tqdm.write(f"epoch {epoch}: train_loss {record['train_loss']:.4f}{extra}")
+            if out_of_steps:
+                history.stopped = "max_steps"
+                break
             if out_of_time:
                 history.stopped = "max_minutes"
                 break
@@ -445,6 +474,7 @@ def fit_net(
                 break
         else:
             history.stopped = "max_epochs"
+    history.steps = steps
     history.seconds = time.perf_counter() - start
     if best_state is not None:
         net.load_state_dict(best_state)

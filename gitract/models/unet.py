@@ -89,9 +89,13 @@ class UNetConfig:
     batch_size : int
     lr, weight_decay, scheduler, monitor, patience, bce_weight, grad_clip
         :class:`gitract.models.train_torch.TrainConfig` options.
+    max_steps : int or None
     max_epochs : int or None
+        Training budget in optimiser steps and/or epochs (reproducible: a seed gives the
+        same weights on any machine of the same kind).
     max_minutes : float or None
-        Training budget (at least one of them).
+        Wall-clock guard; when it fires, ``history_.stopped`` is ``"max_minutes"`` and the
+        comparison report says so. Alone it is the budget (machine-dependent).
     augment : bool
         Seeded augmentation of training batches (:func:`augment_batch`).
     hflip, vflip : float
@@ -140,6 +144,7 @@ class UNetConfig:
     grad_clip: float | None = None
     max_epochs: int | None = 40
     max_minutes: float | None = None
+    max_steps: int | None = None
     augment: bool = True
     hflip: float = 0.5
     vflip: float = 0.0

@@ -230,6 +230,37 @@ def test_fit_net_time_budget_and_checkpoint(tmp_path):
     assert not list(tmp_path.glob(".best.pt.*"))  # no temporary left behind
 
 
+def test_fit_net_step_budget_is_exact_and_reproducible():
+    """Budgets in optimiser steps: the run stops after exactly ``max_steps`` batches (mid
+    epoch), the learning rate follows the steps, and two runs give the same weights even
+    with a (generous) time guard."""
+    cfg = TrainConfig(max_epochs=None, max_steps=5, max_minutes=60.0, device="cpu",
+                      progress=False)
+    nets = [_net(), _net()]
+    # 8 slices, batch 4: 2 steps per epoch; fresh loaders (their shuffling is seeded).
+    hists = [fit_net(n, *_loaders(), config=cfg) for n in nets]
+    for h in hists:
+        assert h.stopped == "max_steps" and h.steps == 5
+        assert [e["step"] for e in h.epochs] == [2, 4, 5]
+        assert h.epochs[-1]["n_seen"] == 4  # the partial third epoch
+        # The cosine schedule ended at its floor: the last step used the budget's end.
+        assert h.epochs[-1]["lr"] < cfg.lr * 0.2
+    for a, b in zip(nets[0].state_dict().values(), nets[1].state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    # The epoch budget still ends a run first when it is the smaller one.
+    h = fit_net(_net(), *_loaders(), config=TrainConfig(max_epochs=1, max_steps=100,
+                                                       device="cpu", progress=False))
+    assert h.stopped == "max_epochs" and h.steps == 2
+
+
+def test_learning_rate_ignores_the_clock_when_a_step_budget_is_given():
+    from gitract.models.train_torch import _progress
+
+    assert _progress(0.5, None, 1000.0, 1.0, steps_done=5, max_steps=10) == 0.5
+    assert _progress(0.5, 2, 1000.0, 1.0) == 0.25
+    assert _progress(0.0, None, 30.0, 60.0) == 0.5  # a time budget alone
+
+
 def test_checkpoint_errors(tmp_path):
     with pytest.raises(ValueError, match="not found"):
         load_checkpoint(tmp_path / "none.pt")
@@ -241,8 +272,10 @@ def test_checkpoint_errors(tmp_path):
 
 
 def test_train_config_validation():
-    with pytest.raises(ValueError, match="neither"):
+    with pytest.raises(ValueError, match="got none"):
         TrainConfig(max_epochs=None, max_minutes=None)
+    with pytest.raises(ValueError, match="max_steps"):
+        TrainConfig(max_steps=0)
     with pytest.raises(ValueError, match="monitor"):
         TrainConfig(monitor="acc")
     with pytest.raises(ValueError, match="divisible"):
