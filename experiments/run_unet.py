@@ -56,7 +56,8 @@ def main(argv=None) -> int:
 
     from gitract.data.loaders import load_dataset
     from gitract.data.splits import make_case_splits, save_splits
-    from gitract.models.unet import UNetConfig, UNetSegmenter, evaluate_unet_track
+    from gitract.evaluation import evaluate_unet_track
+    from gitract.models.unet import UNetConfig, UNetSegmenter
     from gitract.paths import reports_dir
     from gitract.utils.io import write_text_atomic
 

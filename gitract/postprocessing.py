@@ -181,6 +181,15 @@ class ThresholdTuning:
         }
 
     @classmethod
+    def from_dict(cls, data: Mapping) -> ThresholdTuning:
+        """Inverse of :meth:`to_dict` (the sweep is not kept)."""
+        return cls(tuple(data["classes"]), tuple(float(t) for t in data["thresholds"]),
+                   tuple(int(m) for m in data["min_sizes"]),
+                   sweep=pd.DataFrame(columns=_SWEEP_COLUMNS),
+                   keys=tuple(data.get("keys", ())),
+                   hausdorff_pool=int(data.get("hausdorff_pool", 1)))
+
+    @classmethod
     def fixed(cls, classes: Sequence[str], threshold: float = 0.5, min_size: int = 0) -> ThresholdTuning:
         """Untuned values (e.g. when no validation stacks exist)."""
         n = len(classes)

@@ -3,7 +3,8 @@
 - ``train --data KIND [--path P] --out MODEL_DIR [--epochs N] [--steps N] [--minutes M]
   [--device D] [--seed S]``: holds out ``--n-val`` cases (seeded) for checkpoint choice
   and per-class threshold tuning, trains on the rest and writes ``MODEL_DIR/unet.pt``
-  (weights, config, thresholds, history) plus ``config.json`` and ``history.json``.
+  (weights, config, history), ``thresholds.json`` (the validation-tuned thresholds),
+  ``config.json`` and ``history.json``.
 - ``predict MODEL_DIR --data-dir D --out submission.csv``: Kaggle submission
   (``id,class,predicted``) for a Kaggle-layout folder of scans (no ``train.csv``
   needed), with the thresholds chosen at training time.
@@ -15,6 +16,7 @@ import argparse
 import json
 from pathlib import Path
 
+THRESHOLDS_FILE = "thresholds.json"
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     """Add the ``unet`` subcommands."""
@@ -80,6 +82,7 @@ def _train(args) -> int:
 
     from gitract.data.loaders import load_dataset
     from gitract.models.unet import UNetSegmenter
+    from gitract.postprocessing import tune_thresholds
     from gitract.utils.io import write_text_atomic
 
     config = _config(args)
@@ -92,9 +95,14 @@ def _train(args) -> int:
     train = [s for s in stacks if s.case not in val]
     val_stacks = [s for s in stacks if s.case in val]
     seg = UNetSegmenter(config).fit(train, val_stacks or None)
+    tuning = None
     if val_stacks:
-        seg.tune(val_stacks)
+        # The model returns probabilities; thresholds are chosen here, on validation only.
+        tuning = tune_thresholds(seg.predict_stacks(val_stacks), val_stacks)
     path = seg.save(args.out)
+    if tuning is not None:
+        write_text_atomic(args.out / THRESHOLDS_FILE,
+                          json.dumps(tuning.to_dict(), indent=2) + "\n")
     write_text_atomic(args.out / "config.json", json.dumps(config.to_dict(), indent=2) + "\n")
     write_text_atomic(args.out / "history.json",
                       json.dumps(seg.history_.to_dict(), indent=2) + "\n")
@@ -103,8 +111,22 @@ def _train(args) -> int:
           f"{seg.fit_seconds_:.1f} s on {h.device}: {len(h.epochs)} epochs, stopped by "
           f"{h.stopped}, best epoch {h.best_epoch} ({h.monitor} {h.best_value}); "
           f"validation cases {sorted(val)}; thresholds "
-          f"{None if seg.tuning_ is None else list(seg.tuning_.thresholds)}; saved to {path}")
+          f"{None if tuning is None else list(tuning.thresholds)}; saved to {path}")
     return 0
+
+
+def _load_tuning(model_dir: Path, classes):
+    """Validation thresholds saved beside the model (0.5 when it had no validation case;
+    files of earlier versions kept them inside ``unet.pt``)."""
+    from gitract.postprocessing import ThresholdTuning
+
+    path = Path(model_dir) / THRESHOLDS_FILE
+    if path.is_file():
+        return ThresholdTuning.from_dict(json.loads(path.read_text()))
+    from gitract.models.train_torch import load_checkpoint
+
+    legacy = load_checkpoint(Path(model_dir) / "unet.pt").get("tuning")
+    return ThresholdTuning.from_dict(legacy) if legacy else ThresholdTuning.fixed(classes)
 
 
 def _predict(args) -> int:
@@ -123,7 +145,8 @@ def _predict(args) -> int:
     stacks = read_kaggle_dataset(args.data_dir, images_subdir=subdir, classes=seg.classes_)
     if not stacks:
         raise DataError(f"{args.data_dir / subdir}: no scans found")
-    masks = seg.predict_masks(stacks)
+    tuning = _load_tuning(args.model_dir, seg.classes_)
+    masks = {key: tuning.apply(p) for key, p in seg.predict_stacks(stacks).items()}
     out = write_submission(stacks, args.out, masks_by_key=masks)
     n = sum(s.n_slices for s in stacks)
     print(f"wrote {out}: {n} slices x {len(seg.classes_)} classes")

@@ -10,8 +10,6 @@ from gitract.data.record import DataError
 
 def load_trained_track(run_dir: str | Path, track: str, *, fold: int = 0):
     """``(adapter, tuning)`` of ``track`` in ``run_dir`` (model and validation thresholds)."""
-    import pandas as pd
-
     from gitract.compare._steps import step_status
     from gitract.compare._tracks import make_track
     from gitract.postprocessing import ThresholdTuning
@@ -31,17 +29,19 @@ def load_trained_track(run_dir: str | Path, track: str, *, fold: int = 0):
                 f"(gitract compare CONFIG --out {run_dir}) to train it")
     t = tracks[track]
     adapter = make_track(t["kind"], t["params"], random_state=0).load(step / "model")
-    tun = json.loads((step / "eval" / "metrics.json").read_text())["tuning"]
-    tuning = ThresholdTuning(classes=tuple(tun["classes"]), thresholds=tuple(tun["thresholds"]),
-                             min_sizes=tuple(tun["min_sizes"]), sweep=pd.DataFrame(),
-                             keys=tuple(tun["keys"]), hausdorff_pool=int(tun["hausdorff_pool"]))
+    tuning = ThresholdTuning.from_dict(
+        json.loads((step / "eval" / "metrics.json").read_text())["tuning"])
     return adapter, tuning
 
 
 def predict_submission(run_dir, track: str, data_dir, out, *, fold: int = 0,
                        images_subdir: str = "test") -> tuple[Path, int]:
     """Write ``id,class,predicted`` for every slice under ``data_dir/images_subdir``."""
-    from gitract.data.kaggle import read_kaggle_dataset, stacks_to_rle_frame, write_submission
+    from gitract.data.kaggle import (
+        read_kaggle_dataset,
+        stacks_to_rle_frame,
+        write_submission,
+    )
 
     adapter, tuning = load_trained_track(run_dir, track, fold=fold)
     stacks = read_kaggle_dataset(data_dir, images_subdir=images_subdir)

@@ -355,7 +355,7 @@ def build_report(out: str | Path) -> Path:
         "score; test cases never set them.",
         f"- Machine: {env['processor']}, {env['cpu_count']} CPUs, device {env['device']}"
         + (f" ({env['gpu']})" if env.get("gpu") else "") + f"; torch threads {env['torch_threads']}.",
-        f"- Versions: " + ", ".join(f"{k} {v}" for k, v in env["versions"].items() if v),
+        "- Versions: " + ", ".join(f"{k} {v}" for k, v in env["versions"].items() if v),
         f"- Seed {config['seed']}, torch deterministic algorithms: {config['deterministic']}.",
         "",
         "## Tracks", "",

@@ -35,6 +35,7 @@ from gitract.evaluation._track import (
     predict_stacks,
     train_block_track,
 )
+from gitract.evaluation._unet import evaluate_unet_track
 
 __all__ = [
     "CLASSIFIERS",
@@ -45,6 +46,7 @@ __all__ = [
     "case_folds",
     "cross_validate_block_track",
     "evaluate_block_track",
+    "evaluate_unet_track",
     "fixed_case_split",
     "load_block_track",
     "normalize_stack",

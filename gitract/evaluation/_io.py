@@ -7,7 +7,6 @@ import math
 from pathlib import Path
 
 import joblib
-import pandas as pd
 
 from gitract.evaluation._config import BlockTrackConfig
 from gitract.evaluation._track import BlockTrack
@@ -63,12 +62,7 @@ def load_block_track(directory: str | Path) -> BlockTrack:
     payload = joblib.load(path)
     config = BlockTrackConfig.from_dict(payload["config"])
     classes = tuple(payload["classes"])
-    t = payload["tuning"]
-    tuning = ThresholdTuning(
-        classes=tuple(t["classes"]), thresholds=tuple(t["thresholds"]),
-        min_sizes=tuple(t["min_sizes"]), sweep=pd.DataFrame(), keys=tuple(t["keys"]),
-        hausdorff_pool=int(t["hausdorff_pool"]),
-    )
+    tuning = ThresholdTuning.from_dict(payload["tuning"])
     return BlockTrack(
         model=payload["model"], featurizer=config.make_featurizer(), config=config,
         classes=classes, tuning=tuning, fit_seconds=payload.get("fit_seconds", math.nan),

@@ -10,9 +10,9 @@ Data path (training and prediction alike):
 3. resize to ``image_size`` (bilinear; masks nearest neighbour);
 4. the net returns one sigmoid per class (multilabel: masks overlap);
 5. prediction: probabilities resized back (bilinear) to each stack's own grid, giving
-   (S, H, W, C) float32 maps that go through the same threshold tuning
-   (:func:`gitract.postprocessing.tune_thresholds`), metrics and reports as the block
-   classifiers' probability maps.
+   (S, H, W, C) float32 maps. The model stops there: thresholds, metrics and reports
+   belong to the evaluation layer (:func:`gitract.evaluation.evaluate_unet_track`), which
+   treats them exactly as the block classifiers' probability maps.
 
 Training uses BCE + soft Dice (:func:`gitract.models.train_torch.bce_dice_loss`), seeded
 augmentation (:func:`augment_batch`) and :func:`gitract.models.train_torch.fit_net`.
@@ -29,13 +29,11 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 from numpy.typing import NDArray
 from torch.nn import functional as F
 
 from gitract.data.record import SliceStack
-from gitract.metrics import MetricConventions
 from gitract.models._device import select_device
 from gitract.models._unet_data import (
     check_offsets,
@@ -55,7 +53,6 @@ from gitract.models.train_torch import (
     make_loader,
     save_checkpoint,
 )
-from gitract.postprocessing import DEFAULT_GRID, ThresholdTuning, tune_thresholds
 from gitract.utils._random import derive_seeds
 
 __all__ = [
@@ -63,12 +60,14 @@ __all__ = [
     "UNetConfig",
     "UNetSegmenter",
     "augment_batch",
-    "evaluate_unet_track",
     "neighbour_indices",
     "stack_25d",
 ]
 
 _FORMAT = "gitract.UNetSegmenter/1"
+#: Threshold-sweep settings that files of earlier versions kept in the model's config;
+#: thresholds belong to the evaluation layer now (:mod:`gitract.evaluation`).
+_TUNING_KEYS = ("threshold_grid", "min_sizes", "hausdorff_max_side")
 MODEL_FILE = "unet.pt"
 
 
@@ -117,10 +116,6 @@ class UNetConfig:
     num_threads : int or None
         torch intra-op threads during fit and predict (None: leave torch's setting).
     predict_batch_size : int
-    threshold_grid, min_sizes, hausdorff_max_side
-        Candidates of the validation threshold sweep
-        (:func:`gitract.postprocessing.tune_thresholds`); ``min_sizes`` in pixels of the
-        original slice grid.
     random_state : int
         The single seed (net initialisation, shuffling, augmentation).
     progress : bool
@@ -160,17 +155,12 @@ class UNetConfig:
     deterministic: bool = False
     num_threads: int | None = None
     predict_batch_size: int = 8
-    threshold_grid: tuple[float, ...] = tuple(float(t) for t in DEFAULT_GRID)
-    min_sizes: tuple[int, ...] = (0, 64, 256)
-    hausdorff_max_side: int | None = 128
     random_state: int = 0
     progress: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "offsets", check_offsets(self.offsets))
         object.__setattr__(self, "percentiles", tuple(float(p) for p in self.percentiles))
-        object.__setattr__(self, "threshold_grid", tuple(float(t) for t in self.threshold_grid))
-        object.__setattr__(self, "min_sizes", tuple(int(m) for m in self.min_sizes))
         for name in ("image_size", "base_channels", "depth", "batch_size", "predict_batch_size"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -206,7 +196,7 @@ class UNetConfig:
         if unknown:
             raise ValueError(f"unknown UNetConfig key(s) {unknown}")
         kw = dict(data)
-        for key in ("offsets", "percentiles", "threshold_grid", "min_sizes"):
+        for key in ("offsets", "percentiles"):
             if key in kw:
                 kw[key] = tuple(kw[key])
         return cls(**kw)
@@ -329,8 +319,6 @@ class UNetSegmenter:
     fit_seconds_ : float
         Wall-clock seconds of :meth:`fit` (data preparation included).
     n_train_slices_ : int
-    tuning_ : ThresholdTuning or None
-        Per-class thresholds from :meth:`tune` (None: 0.5 in :meth:`predict_masks`).
 
     Examples
     --------
@@ -408,7 +396,6 @@ class UNetSegmenter:
         self.history_ = history
         self.n_train_slices_ = int(x_tr.shape[0])
         self.fit_seconds_ = time.perf_counter() - t0
-        self.tuning_ = None
         return self
 
     # ------------------------------------------------------------------ predict
@@ -452,34 +439,6 @@ class UNetSegmenter:
         _check_stacks(stacks, "stacks", labelled=False)
         return {s.key: self.predict_proba_stack(s) for s in stacks}
 
-    def tune(
-        self,
-        val_stacks: Sequence[SliceStack],
-        *,
-        conventions: MetricConventions | None = None,
-        proba: Mapping[str, NDArray] | None = None,
-    ) -> ThresholdTuning:
-        """Choose per-class thresholds on labelled validation stacks (sets ``tuning_``).
-
-        Same sweep as the block track (:func:`gitract.postprocessing.tune_thresholds`
-        with ``config.threshold_grid``, ``min_sizes``, ``hausdorff_max_side``).
-        ``proba`` reuses maps already predicted for these stacks.
-        """
-        self._check_fitted()
-        _check_stacks(val_stacks, "val_stacks", labelled=True)
-        proba = self.predict_stacks(val_stacks) if proba is None else proba
-        c = self.config
-        conventions = MetricConventions() if conventions is None else conventions
-        self.tuning_ = tune_thresholds(proba, val_stacks, grid=c.threshold_grid,
-                                       min_sizes=c.min_sizes, conventions=conventions,
-                                       hausdorff_max_side=c.hausdorff_max_side)
-        return self.tuning_
-
-    def predict_masks(self, stacks: Sequence[SliceStack]) -> dict[str, NDArray[np.bool_]]:
-        """``{key: (S, H, W, C) bool}`` with the tuned thresholds (0.5 when untuned)."""
-        tuning = getattr(self, "tuning_", None) or ThresholdTuning.fixed(self.classes_)
-        return {key: tuning.apply(p) for key, p in self.predict_stacks(stacks).items()}
-
     # ------------------------------------------------------------------ persistence
     def model_bytes(self) -> int:
         """Size of the serialised weights in bytes."""
@@ -497,7 +456,6 @@ class UNetSegmenter:
             "history": self.history_.to_dict(),
             "fit_seconds": float(self.fit_seconds_),
             "n_train_slices": int(self.n_train_slices_),
-            "tuning": None if getattr(self, "tuning_", None) is None else self.tuning_.to_dict(),
         }
 
     def save(self, path: str | os.PathLike) -> Path:
@@ -523,7 +481,8 @@ class UNetSegmenter:
         payload = load_checkpoint(path)
         if payload.get("format") != _FORMAT:
             raise ValueError(f"{path}: not a UNetSegmenter file (format {payload.get('format')!r})")
-        config = UNetConfig.from_dict(payload["config"])
+        saved = {k: v for k, v in payload["config"].items() if k not in _TUNING_KEYS}
+        config = UNetConfig.from_dict(saved)
         if device is not None:
             config = replace(config, device=device)
         seg = cls(config)
@@ -536,84 +495,4 @@ class UNetSegmenter:
         seg.history_ = FitHistory.from_dict(payload["history"])
         seg.fit_seconds_ = float(payload["fit_seconds"])
         seg.n_train_slices_ = int(payload["n_train_slices"])
-        t = payload.get("tuning")
-        seg.tuning_ = None if t is None else ThresholdTuning(
-            classes=tuple(t["classes"]), thresholds=tuple(t["thresholds"]),
-            min_sizes=tuple(t["min_sizes"]), sweep=pd.DataFrame(), keys=tuple(t["keys"]),
-            hausdorff_pool=int(t["hausdorff_pool"]))
         return seg
-
-
-
-def evaluate_unet_track(
-    stacks: Sequence[SliceStack],
-    train_cases: Sequence[str],
-    val_cases: Sequence[str],
-    test_cases: Sequence[str],
-    config: UNetConfig | None = None,
-    *,
-    conventions: MetricConventions | None = None,
-    keep_proba: bool = True,
-    model: UNetSegmenter | None = None,
-):
-    """Fit on the training cases, tune on the validation cases, score the test cases.
-
-    Mirrors :func:`gitract.evaluation.evaluate_block_track` and returns its
-    :class:`gitract.evaluation.TrackResult`, so both tracks report the same way:
-    validation cases select the checkpoint *and* the per-class thresholds; test cases
-    only get scored.
-
-    Parameters
-    ----------
-    stacks : list of SliceStack
-        Labelled stacks of all cases.
-    train_cases, val_cases, test_cases : sequence of str
-        Disjoint case lists (``val_cases`` may be empty: last epoch, thresholds 0.5).
-    config : UNetConfig, optional
-    conventions : MetricConventions, optional
-        Both-empty handling for tuning and scoring (default ``MetricConventions()``).
-    keep_proba : bool
-        Keep the test probability maps in the result.
-    model : UNetSegmenter, optional
-        An already fitted model (its config is used; ``train_cases`` only recorded).
-
-    Returns
-    -------
-    TrackResult
-        ``config`` is the :class:`UNetConfig`; ``fit_seconds`` the training time (data
-        preparation included); ``featurize_seconds`` NaN; ``n_train_blocks`` the number
-        of training *slices*; ``ms_per_slice`` the test prediction time per slice
-        (normalisation, 2.5D stacking, resizing both ways and the net);
-        ``model_bytes`` the serialised weights.
-    """
-    from gitract.data.splits import split_stacks
-    from gitract.evaluation import TrackResult, resolve_split
-    from gitract.metrics import score_stacks
-
-    conventions = MetricConventions() if conventions is None else conventions
-    train_cases, val_cases, test_cases = resolve_split(
-        (list(train_cases), list(val_cases), list(test_cases)))
-    train = split_stacks(stacks, train_cases)
-    val = split_stacks(stacks, val_cases)
-    test = split_stacks(stacks, test_cases)
-    if model is None:
-        model = UNetSegmenter(config).fit(train, val or None)
-    if val:
-        # Only validation stacks reach the sweep: test cases never set thresholds.
-        model.tune(val, conventions=conventions)
-    else:
-        model.tuning_ = ThresholdTuning.fixed(model.classes_)
-    t0 = time.perf_counter()
-    test_proba = model.predict_stacks(test)
-    seconds = time.perf_counter() - t0
-    n_slices = sum(s.n_slices for s in test)
-    masks = {key: model.tuning_.apply(p) for key, p in test_proba.items()}
-    result = score_stacks(test, masks, conventions=conventions)
-    return TrackResult(
-        config=model.config, train_cases=sorted(train_cases), val_cases=sorted(val_cases),
-        test_cases=sorted(test_cases), score=result, tuning=model.tuning_,
-        fit_seconds=float(model.fit_seconds_), featurize_seconds=math.nan,
-        ms_per_slice=1000.0 * seconds / max(n_slices, 1),
-        n_train_blocks=int(model.n_train_slices_), model_bytes=model.model_bytes(),
-        proba=dict(test_proba) if keep_proba else {},
-    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -30,7 +31,6 @@ from gitract.models.unet import (  # noqa: E402
     UNetConfig,
     UNetSegmenter,
     augment_batch,
-    evaluate_unet_track,
 )
 
 #: The image sizes of the data, as (rows, cols): Kaggle 234, 266, 276, 360x310 (width
@@ -38,8 +38,7 @@ from gitract.models.unet import (  # noqa: E402
 SIZES = [(234, 234), (266, 266), (276, 276), (310, 360), (512, 512)]
 
 TINY = UNetConfig(image_size=32, base_channels=4, depth=2, batch_size=4, max_epochs=2,
-                  device="cpu", num_threads=1, progress=False, lr=1e-2,
-                  min_sizes=(0,), threshold_grid=(0.3, 0.5, 0.7))
+                  device="cpu", num_threads=1, progress=False, lr=1e-2)
 
 
 def _stack(case: str, *, n: int = 4, shape=(40, 48), seed: int = 0, numbers=None) -> SliceStack:
@@ -304,16 +303,16 @@ def test_cpu_reproducible_with_a_seed():
 
 def test_save_load_round_trip(fitted, tmp_path):
     st = _stack("c3", seed=3)
-    fitted.tune([_stack("c2", seed=2)])
     path = fitted.save(tmp_path / "model")
     assert path.name == "unet.pt"
     loaded = UNetSegmenter.load(tmp_path / "model", device="cpu")
     np.testing.assert_array_equal(loaded.predict_proba_stack(st), fitted.predict_proba_stack(st))
     assert loaded.config == fitted.config and loaded.classes_ == fitted.classes_
-    assert loaded.tuning_.thresholds == fitted.tuning_.thresholds
     assert loaded.history_.best_epoch == fitted.history_.best_epoch
-    masks = loaded.predict_masks([st])
-    assert masks[st.key].shape == st.masks.shape and masks[st.key].dtype == bool
+    proba = loaded.predict_stacks([st])
+    assert proba[st.key].shape == st.masks.shape and proba[st.key].dtype == np.float32
+    # The model knows nothing of thresholds: that is the evaluation layer's business.
+    assert not hasattr(loaded, "tune") and not hasattr(loaded, "predict_masks")
 
 
 def test_not_fitted_and_bad_stacks():
@@ -325,8 +324,11 @@ def test_not_fitted_and_bad_stacks():
 
 
 def test_evaluate_unet_track_result_fields():
+    from gitract.evaluation import evaluate_unet_track
+
     stacks = [_stack(f"c{i}", seed=i) for i in range(3)]
-    res = evaluate_unet_track(stacks, ["c0"], ["c1"], ["c2"], TINY)
+    res = evaluate_unet_track(stacks, ["c0"], ["c1"], ["c2"], TINY, min_sizes=(0,),
+                              threshold_grid=(0.3, 0.5, 0.7))
     assert res.test_cases == ["c2"] and res.val_cases == ["c1"]
     assert set(res.score.per_class) == {"a", "b"}
     assert res.proba["c2_day0"].shape == (4, 40, 48, 2)
@@ -348,6 +350,8 @@ def test_cli_train_and_predict(tmp_path):
                "--epochs", "1", "--device", "cpu", "--image-size", "32", "--base-channels", "4",
                "--depth", "2", "--threads", "1", "--no-progress"])
     assert rc == 0 and (model / "unet.pt").is_file() and (model / "history.json").is_file()
+    thresholds = json.loads((model / "thresholds.json").read_text())
+    assert len(thresholds["thresholds"]) == 3 and thresholds["keys"]  # tuned on validation
     out = tmp_path / "sub.csv"
     assert main(["unet", "predict", str(model), "--data-dir", str(data), "--out", str(out),
                  "--threads", "1"]) == 0
