@@ -23,6 +23,8 @@ class DataConfig:
     means its default place (the embedded phantom is generated into the cache folder).
     ``phantom`` holds :class:`gitract.data.phantom.PhantomConfig` overrides. ``slice_step``
     keeps every n-th slice of each stack (a lighter run; stated in the report).
+    ``cache_scans`` keeps decoded Kaggle-layout scans in the cache folder (as nnU-Net's
+    preprocessed folder): the first pass decodes PNGs and RLE, later passes load arrays.
     """
 
     kind: str = "phantom"
@@ -31,6 +33,7 @@ class DataConfig:
     options: dict = field(default_factory=dict)
     max_cases: int | None = None
     slice_step: int = 1
+    cache_scans: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.slice_step, int) or self.slice_step < 1:
@@ -84,9 +87,24 @@ class ExperimentConfig:
     #: track shares; thresholds sweep 0.05..0.95. Both are chosen per class on validation cases.
     min_sizes: tuple[int, ...] = (0, 64, 256, 1024)
     report: ReportConfig = field(default_factory=ReportConfig)
+    #: Where per-scan stages run: ``{backend: joblib|dask, n_jobs: N, scheduler: ADDRESS}``
+    #: (:class:`gitract.utils.parallel.ParallelConfig`); never part of a step's key.
+    parallel: Any = None
+
+    def __post_init__(self) -> None:
+        if self.parallel is None:
+            from gitract.utils.parallel import ParallelConfig
+
+            object.__setattr__(self, "parallel", ParallelConfig())
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def _parallel(values: Any, where: str):
+    from gitract.utils.parallel import ParallelConfig
+
+    return _build(ParallelConfig, values, where)
 
 
 def _build(cls, values: Any, where: str):
@@ -122,6 +140,7 @@ def config_from_dict(raw: dict[str, Any], *, where: str = "config") -> Experimen
         data=_build(DataConfig, raw.pop("data", None), f"{where}: data"),
         split=_build(SplitConfig, raw.pop("split", None), f"{where}: split"),
         report=_build(ReportConfig, raw.pop("report", None), f"{where}: report"),
+        parallel=_parallel(raw.pop("parallel", None), f"{where}: parallel"),
         **raw,
     )
 

@@ -211,35 +211,105 @@ def _pool(volume: NDArray[np.bool_], factor: int) -> NDArray[np.bool_]:
     return padded.reshape(s, hp // factor, factor, wp // factor, factor).any(axis=(2, 4))
 
 
-def _nanmean(values: list[float]) -> float:
-    finite = [v for v in values if not math.isnan(v)]
-    return float(np.mean(finite)) if finite else math.nan
-
-
-def _class_sweep(probas, truths, grid, min_sizes, factor, conventions):
-    """Rows (threshold, min_size, dice, hausdorff, score) for one class channel."""
+def _class_sweep_stats(proba, truth, grid, min_sizes, factor, conventions):
+    """Sums for one (S, H, W) class channel of one volume: per (threshold, min_size),
+    ``dice_sum, dice_n`` over its slices and ``hd_sum, hd_n`` for the volume (NaN values,
+    both-empty pairs left out by the conventions, are not counted)."""
     rows = []
-    pooled_truth = [_pool(t, factor) for t in truths]
+    pooled_truth = _pool(truth, factor)
+    n = len(truth)
+    truth_count = np.count_nonzero(truth.reshape(n, -1), axis=1)
     for size in min_sizes:
         for thr in grid:
-            dice_rows: list[float] = []
-            hds: list[float] = []
-            for p, t, pt in zip(probas, truths, pooled_truth, strict=True):
-                pred = p > thr
-                if size > 1:
-                    pred = np.stack([remove_small_components(m, min_size=size) for m in pred])
-                inter = np.count_nonzero((pred & t).reshape(len(t), -1), axis=1)
-                total = np.count_nonzero(pred.reshape(len(t), -1), axis=1) + np.count_nonzero(
-                    t.reshape(len(t), -1), axis=1
-                )
-                with np.errstate(invalid="ignore", divide="ignore"):
-                    d = np.where(total > 0, 2.0 * inter / np.maximum(total, 1), conventions.dice_both_empty)
-                dice_rows.extend(d.tolist())
-                hds.append(hausdorff_3d(_pool(pred, factor), pt, empty_score=conventions.hausdorff_both_empty))
-            dc, hc = _nanmean(dice_rows), _nanmean(hds)
-            score = DICE_WEIGHT * dc + HAUSDORFF_WEIGHT * (1.0 - hc)
-            rows.append((float(thr), int(size), dc, hc, float(score)))
+            pred = proba > thr
+            if size > 1:
+                pred = np.stack([remove_small_components(m, min_size=size) for m in pred])
+            inter = np.count_nonzero((pred & truth).reshape(n, -1), axis=1)
+            total = np.count_nonzero(pred.reshape(n, -1), axis=1) + truth_count
+            with np.errstate(invalid="ignore", divide="ignore"):
+                d = np.where(total > 0, 2.0 * inter / np.maximum(total, 1),
+                             conventions.dice_both_empty)
+            finite = ~np.isnan(d)
+            hd = hausdorff_3d(_pool(pred, factor), pooled_truth,
+                              empty_score=conventions.hausdorff_both_empty)
+            rows.append((float(thr), int(size), float(d[finite].sum()), int(finite.sum()),
+                         0.0 if math.isnan(hd) else float(hd), 0 if math.isnan(hd) else 1))
     return rows
+
+
+_STATS_COLUMNS = ["class", "threshold", "min_size", "dice_sum", "dice_n", "hd_sum", "hd_n"]
+
+
+def hausdorff_pool_factor(max_side: int, hausdorff_max_side: int | None) -> int:
+    """The in-plane pooling factor of the tuning Hausdorff for volumes whose largest
+    side is ``max_side``."""
+    return 1 if hausdorff_max_side is None else max(1, -(-int(max_side) // int(hausdorff_max_side)))
+
+
+def sweep_statistics(
+    proba: NDArray[np.floating],
+    stack: SliceStack,
+    *,
+    grid: Sequence[float] = DEFAULT_GRID,
+    min_sizes: Sequence[int] = (0,),
+    conventions: MetricConventions = MetricConventions(),
+    pool_factor: int = 1,
+) -> pd.DataFrame:
+    """What threshold tuning needs from one validation volume, as sums (a few hundred rows).
+
+    Summing these tables over volumes and choosing with :func:`tuning_from_statistics`
+    gives what :func:`tune_thresholds` gives on all volumes at once, while only one
+    volume's maps are held at a time.
+
+    Returns
+    -------
+    DataFrame
+        ``class, threshold, min_size, dice_sum, dice_n, hd_sum, hd_n``.
+    """
+    if stack.masks is None:
+        raise ValueError(f"truth stack {stack.key!r} has no masks")
+    p = np.asarray(proba)
+    if p.shape != stack.masks.shape:
+        raise ValueError(f"map of {stack.key!r} has shape {p.shape}, masks {stack.masks.shape}")
+    grid = [float(t) for t in np.asarray(grid, dtype=float).ravel()]
+    min_sizes = [int(s) for s in min_sizes]
+    if not grid or not min_sizes:
+        raise ValueError(f"grid and min_sizes must be non-empty, got {grid!r} and {min_sizes!r}")
+    rows = []
+    for k, name in enumerate(stack.classes):
+        for r in _class_sweep_stats(np.ascontiguousarray(p[..., k]),
+                                    np.ascontiguousarray(stack.masks[..., k]),
+                                    grid, min_sizes, pool_factor, conventions):
+            rows.append((name, *r))
+    return pd.DataFrame(rows, columns=_STATS_COLUMNS)
+
+
+def tuning_from_statistics(
+    stats: pd.DataFrame, classes: Sequence[str], *, keys: Sequence[str] = (), pool_factor: int = 1
+) -> ThresholdTuning:
+    """Choose per class the (threshold, min_size) with the best validation score from
+    summed :func:`sweep_statistics` tables (ties: threshold nearest 0.5, then the
+    smallest min_size)."""
+    total = stats.groupby(["class", "threshold", "min_size"], sort=False)[
+        ["dice_sum", "dice_n", "hd_sum", "hd_n"]].sum().reset_index()
+    thresholds, sizes, frames = [], [], []
+    for name in classes:
+        part = total[total["class"] == name]
+        rows = []
+        for thr, size, ds, dn, hs, hn in zip(part["threshold"], part["min_size"], part["dice_sum"],
+                                            part["dice_n"], part["hd_sum"], part["hd_n"],
+                                            strict=True):
+            dc = ds / dn if dn else math.nan
+            hc = hs / hn if hn else math.nan
+            rows.append((float(thr), int(size), dc, hc,
+                         float(DICE_WEIGHT * dc + HAUSDORFF_WEIGHT * (1.0 - hc))))
+        thr, size = _choose(rows)
+        thresholds.append(thr)
+        sizes.append(size)
+        frames.append(pd.DataFrame([(name, *r) for r in rows], columns=_SWEEP_COLUMNS))
+    return ThresholdTuning(
+        classes=tuple(classes), thresholds=tuple(thresholds), min_sizes=tuple(sizes),
+        sweep=pd.concat(frames, ignore_index=True), keys=tuple(keys), hausdorff_pool=pool_factor)
 
 
 def _choose(rows) -> tuple[float, int]:
@@ -295,12 +365,7 @@ def tune_thresholds(
     """
     if not truth_stacks:
         raise ValueError("truth_stacks must hold at least one labelled SliceStack")
-    grid = [float(t) for t in np.asarray(grid, dtype=float).ravel()]
-    min_sizes = [int(s) for s in min_sizes]
-    if not grid or not min_sizes:
-        raise ValueError(f"grid and min_sizes must be non-empty, got {grid!r} and {min_sizes!r}")
     classes = truth_stacks[0].classes
-    probas, truths = [], []
     for stack in truth_stacks:
         if stack.masks is None:
             raise ValueError(f"truth stack {stack.key!r} has no masks")
@@ -308,30 +373,10 @@ def tune_thresholds(
             raise ValueError(f"truth stack {stack.key!r} classes {stack.classes} != {classes}")
         if stack.key not in proba_by_key:
             raise ValueError(f"proba_by_key has no map for stack {stack.key!r}")
-        p = np.asarray(proba_by_key[stack.key])
-        if p.shape != stack.masks.shape:
-            raise ValueError(f"map of {stack.key!r} has shape {p.shape}, masks {stack.masks.shape}")
-        probas.append(p)
-        truths.append(stack.masks)
-    side = max(max(t.shape[1:3]) for t in truths)
-    factor = 1 if hausdorff_max_side is None else max(1, -(-side // int(hausdorff_max_side)))
-
-    thresholds, sizes, frames = [], [], []
-    for k, name in enumerate(classes):
-        rows = _class_sweep(
-            [np.ascontiguousarray(p[..., k]) for p in probas],
-            [np.ascontiguousarray(t[..., k]) for t in truths],
-            grid, min_sizes, factor, conventions,
-        )
-        thr, size = _choose(rows)
-        thresholds.append(thr)
-        sizes.append(size)
-        frames.append(pd.DataFrame([(name, *r) for r in rows], columns=_SWEEP_COLUMNS))
-    return ThresholdTuning(
-        classes=tuple(classes),
-        thresholds=tuple(thresholds),
-        min_sizes=tuple(sizes),
-        sweep=pd.concat(frames, ignore_index=True),
-        keys=tuple(s.key for s in truth_stacks),
-        hausdorff_pool=factor,
-    )
+    side = max(max(s.masks.shape[1:3]) for s in truth_stacks)
+    factor = hausdorff_pool_factor(side, hausdorff_max_side)
+    stats = pd.concat([sweep_statistics(proba_by_key[s.key], s, grid=grid, min_sizes=min_sizes,
+                                        conventions=conventions, pool_factor=factor)
+                       for s in truth_stacks], ignore_index=True)
+    return tuning_from_statistics(stats, classes, keys=[s.key for s in truth_stacks],
+                                  pool_factor=factor)

@@ -157,7 +157,7 @@ def test_report_rebuilds_without_retraining(tiny_run):
 
 
 # --------------------------------------------------------------- fresh clones and resumes
-_TIMING_KEYS = {"fit_s", "ms_per_slice", "seconds", "finished"}
+_TIMING_KEYS = {"fit_s", "ms_per_slice", "seconds", "finished", "stages"}
 
 
 def _without_timings(obj):
@@ -271,3 +271,38 @@ def test_report_and_predict_on_unfinished_or_published_runs_end_in_one_line(
     assert main(["report", str(run)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "summary.json" in err[0]
+
+
+# ----------------------------------------------------------------- parallel and distributed
+def _numbers(out: Path) -> dict:
+    return _without_timings(json.loads((out / "summary.json").read_text()))
+
+
+def test_two_joblib_workers_give_the_serial_numbers(tiny_run, tmp_path):
+    from dataclasses import replace
+
+    from gitract.utils.parallel import ParallelConfig
+
+    config, out = tiny_run
+    config = replace(config, tracks=config.tracks[:2])  # rf and lightgbm: the per-scan path
+    serial = run_comparison(config, tmp_path / "serial", progress=False, report=False)
+    two = run_comparison(config, tmp_path / "two", progress=False, report=False,
+                         parallel=ParallelConfig(n_jobs=2))
+    assert _numbers(two) == _numbers(serial)
+    for name in ("metrics_per_slice.csv", "sweep.csv", "calibration.csv", "confusion.csv"):
+        pd.testing.assert_frame_equal(pd.read_csv(two / name), pd.read_csv(serial / name))
+    assert "joblib, n_jobs 2" in (two / "log.txt").read_text()
+
+
+def test_a_two_worker_dask_cluster_gives_the_serial_numbers(tiny_run, tmp_path):
+    pytest.importorskip("dask.distributed")
+    from gitract.cli import main
+
+    config, out = tiny_run
+    run = tmp_path / "dask"
+    assert main(["compare", str(TINY), "--out", str(run), "--backend", "dask", "--n-jobs", "2",
+                 "--no-progress"]) == 0
+    assert "dask LocalCluster, 2 workers" in (run / "log.txt").read_text()
+    assert _numbers(run) == _numbers(out)
+    env = json.loads((run / "env.json").read_text())
+    assert env["parallel"] == {"backend": "dask", "n_jobs": 2, "scheduler": None}

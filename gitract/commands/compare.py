@@ -10,6 +10,13 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default=None, help="run folder (default reports/<config name>)")
     parser.add_argument("--seed", type=int, default=None, help="override the config's seed")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    parser.add_argument("--n-jobs", type=int, default=None,
+                        help="workers for the per-scan stages (joblib processes, or the "
+                             "workers of a Dask LocalCluster with --backend dask)")
+    parser.add_argument("--backend", choices=("joblib", "dask"), default=None,
+                        help="where per-scan stages run (default: the config's parallel.backend)")
+    parser.add_argument("--scheduler", default=None,
+                        help="address of a running Dask scheduler (implies --backend dask)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -21,6 +28,14 @@ def run(args: argparse.Namespace) -> int:
 
     overrides = {} if args.seed is None else {"seed": args.seed}
     config = load_config(args.config, overrides=overrides)
+    parallel = {k: v for k, v in (("n_jobs", args.n_jobs), ("backend", args.backend),
+                                  ("scheduler", args.scheduler)) if v is not None}
+    if args.scheduler is not None:
+        parallel["backend"] = "dask"
+    if parallel:
+        from dataclasses import replace
+
+        config = replace(config, parallel=replace(config.parallel, **parallel))
     out = resolve_out_dir(config, args.out)
     start = time.perf_counter()
     run_comparison(config, out, progress=not args.no_progress, config_path=str(args.config))

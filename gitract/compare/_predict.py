@@ -34,19 +34,29 @@ def load_trained_track(run_dir: str | Path, track: str, *, fold: int = 0):
     return adapter, tuning
 
 
+def _predict_scan(source, *, adapter, tuning):
+    from gitract.data.kaggle import stacks_to_rle_frame
+
+    stack = source.read()
+    masks = {stack.key: tuning.apply(adapter.predict_proba_stack(stack))}
+    return stacks_to_rle_frame([stack], masks, column="predicted"), stack.n_slices
+
+
 def predict_submission(run_dir, track: str, data_dir, out, *, fold: int = 0,
-                       images_subdir: str = "test") -> tuple[Path, int]:
-    """Write ``id,class,predicted`` for every slice under ``data_dir/images_subdir``."""
-    from gitract.data.kaggle import (
-        read_kaggle_dataset,
-        stacks_to_rle_frame,
-        write_submission,
-    )
+                       images_subdir: str = "test", parallel=None) -> tuple[Path, int]:
+    """Write ``id,class,predicted`` for every slice under ``data_dir/images_subdir``,
+    reading one scan at a time."""
+    import pandas as pd
+
+    from gitract.data.index import index_dataset
+    from gitract.data.kaggle import write_submission
+    from gitract.utils.parallel import ParallelConfig, map_scans
 
     adapter, tuning = load_trained_track(run_dir, track, fold=fold)
-    stacks = read_kaggle_dataset(data_dir, images_subdir=images_subdir)
-    proba = adapter.predict_proba(stacks)
-    masks = {k: tuning.apply(p) for k, p in proba.items()}
-    frame = stacks_to_rle_frame(stacks, masks, column="predicted")
+    index = index_dataset("kaggle", data_dir, images_subdir=images_subdir,
+                          classes=tuning.classes)
+    parts = map_scans(_predict_scan, [index.source(k) for k in index.keys()],
+                      parallel=parallel or ParallelConfig(), adapter=adapter, tuning=tuning)
+    frame = pd.concat([p[0] for p in parts], ignore_index=True)
     write_submission(frame, out)
-    return Path(out), sum(s.n_slices for s in stacks)
+    return Path(out), sum(p[1] for p in parts)

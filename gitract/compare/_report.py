@@ -134,7 +134,7 @@ def written_summary(summary: dict) -> str:
         parts = [f"{k} (best {n}, {s:.3f})" for k, (n, s) in ordered]
         lines.append("- By family, ranked by score: " + "; ".join(parts) + ".")
     sizes = {}
-    for name, t in tracks.items():
+    for t in tracks.values():
         bs = (t.get("params") or {}).get("block_size")
         if bs:
             sizes.setdefault(bs, []).append(_nan(t.get("score")))

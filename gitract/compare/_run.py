@@ -1,5 +1,10 @@
 """Run every track of a config on one case-grouped split, caching each finished step.
 
+One path for every track: index the data -> split by case -> ``fit`` -> probabilities per
+scan -> tune on validation -> score -> aggregate -> report. Scans are read when a stage
+needs them and dropped after (:mod:`gitract.compare._scan_eval`); per-scan stages run
+through joblib, or on a Dask cluster (:mod:`gitract.utils.parallel`).
+
 Layout of a run folder::
 
     config.json env.json splits.json examples.json log.txt
@@ -15,140 +20,48 @@ of the folder. A step is skipped only when its ``done.json`` holds the same key 
 everything it depends on) and every file it lists is there (:mod:`gitract.compare._steps`),
 so an interrupted run resumes where it stopped, a changed setting recomputes only the
 steps that depend on it (a changed metric convention re-evaluates without retraining), and
-a step whose files are gone is computed again with a log line saying why.
+a step whose files are gone is computed again with a log line saying why. Where the work
+runs (``parallel``) is not part of any key: it does not change the numbers.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import math
-import platform
 import shutil
-import subprocess
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from gitract.compare._steps import mark_done, read_marker, step_status
+from gitract.compare._aggregate import aggregate_run
+from gitract.compare._environment import dataset_description, environment_info
+from gitract.compare._files import clean, hash_key, write_csv, write_json
+from gitract.compare._steps import mark_done, step_status
 from gitract.config import ExperimentConfig
+from gitract.data.index import DatasetIndex, natural_key
 from gitract.data.record import SliceStack
 from gitract.utils._random import derive_seeds, seed_everything
-from gitract.utils.io import atomic_path, write_text_atomic
+from gitract.utils.io import atomic_path
+from gitract.utils.parallel import ParallelConfig, map_scans, parallel_session
 
 log = logging.getLogger("gitract.compare")
 
-SYNTHETIC_KINDS = ("phantom",)
+__all__ = ["RunInterrupted", "aggregate_run", "load_index", "load_stacks", "make_folds",
+           "resolve_out_dir", "run_comparison"]
 
 
 class RunInterrupted(RuntimeError):
     """Raised by ``stop_after`` (tests) to cut a run short between steps."""
 
 
-def _hash(obj: Any) -> str:
-    text = json.dumps(obj, sort_keys=True, default=str)
-    return hashlib.sha1(text.encode()).hexdigest()[:16]
-
-
-def _write_json(path: Path, obj: Any) -> None:
-    write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
-
-
-def _json_default(o):
-    if isinstance(o, (np.floating, np.integer)):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, Path):
-        return str(o)
-    return str(o)
-
-
-def _clean(o):
-    """NaN -> None recursively, so JSON stays standard."""
-    if isinstance(o, dict):
-        return {k: _clean(v) for k, v in o.items()}
-    if isinstance(o, (list, tuple)):
-        return [_clean(v) for v in o]
-    if isinstance(o, (float, np.floating)) and not math.isfinite(float(o)):
-        return None
-    if isinstance(o, (np.floating, np.integer)):
-        return o.item()
-    return o
-
-
-def _write_csv(path: Path, frame: pd.DataFrame) -> None:
-    with atomic_path(path) as tmp:
-        frame.to_csv(tmp, index=False)
-
-
-# ------------------------------------------------------------------------ environment
-def environment_info() -> dict[str, Any]:
-    """Package versions, git SHA and the machine (CPU / GPU) for ``env.json``."""
-    from importlib import metadata
-
-    versions = {}
-    for pkg in ("gitract", "numpy", "pandas", "scipy", "scikit-learn", "scikit-image",
-                "lightgbm", "torch", "joblib", "matplotlib"):
-        try:
-            versions[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            versions[pkg] = None
-    try:
-        sha = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=False,
-            cwd=Path(__file__).resolve().parent,
-        ).stdout.strip() or None
-    except OSError:
-        sha = None
-    device = "cpu"
-    gpu = None
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            device = "cuda"
-            gpu = torch.cuda.get_device_name(0)
-        threads = torch.get_num_threads()
-    except ImportError:  # pragma: no cover
-        threads = None
-    import os
-
-    return {
-        "versions": versions,
-        "git_sha": sha,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "torch_threads": threads,
-        "device": device,
-        "gpu": gpu,
-    }
-
-
 # ------------------------------------------------------------------------------ data
-def dataset_description(config: ExperimentConfig) -> dict[str, Any]:
-    data = config.data
-    return {
-        "kind": data.kind,
-        "path": data.path,
-        "phantom": dict(data.phantom),
-        "options": dict(data.options),
-        "max_cases": data.max_cases,
-        "slice_step": data.slice_step,
-        "synthetic": data.kind in SYNTHETIC_KINDS,
-    }
-
-
-def load_stacks(config: ExperimentConfig) -> list[SliceStack]:
-    """The labelled stacks a run uses (the phantom is generated once into the cache)."""
-    from gitract.data.loaders import load_dataset
+def load_index(config: ExperimentConfig) -> DatasetIndex:
+    """The index of the labelled scans a run uses (the phantom is generated once into the
+    cache; ``data.cache_scans`` keeps decoded Kaggle-layout scans there too)."""
+    from gitract.data.index import index_dataset
     from gitract.paths import cache_dir
 
     data = config.data
@@ -160,23 +73,19 @@ def load_stacks(config: ExperimentConfig) -> list[SliceStack]:
         phantom = PhantomConfig(**data.phantom)
         kwargs["config"] = phantom
         if path is None:
-            path = str(cache_dir() / f"phantom-{_hash(asdict(phantom))}")
-    stacks = load_dataset(data.kind, path, **kwargs)
-    stacks = [s for s in stacks if s.masks is not None]
-    if not stacks:
-        raise ValueError(f"dataset {data.kind!r} at {path!r} holds no labelled stacks")
-    if data.slice_step > 1:
-        stacks = [s.subset(slice(None, None, data.slice_step)) for s in stacks]
-    if data.max_cases is not None:
-        keep = sorted({s.case for s in stacks}, key=_natural)[: data.max_cases]
-        stacks = [s for s in stacks if s.case in keep]
-    return stacks
+            path = str(cache_dir() / f"phantom-{hash_key(asdict(phantom))}")
+    scan_cache = cache_dir() / "decoded" if data.cache_scans else None
+    index = index_dataset(data.kind, path, cache_dir=scan_cache, **kwargs)
+    if not index.scans:
+        raise ValueError(f"dataset {data.kind!r} at {path!r} holds no scans")
+    return index.restrict(max_cases=data.max_cases, slice_step=data.slice_step)
 
 
-def _natural(text: str):
-    import re
-
-    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", text)]
+def load_stacks(config: ExperimentConfig) -> list[SliceStack]:
+    """Every labelled stack of the run's dataset, read at once (tests and notebooks; the
+    run itself reads scan by scan)."""
+    index = load_index(config)
+    return [s for s in (index.read(k) for k in index.keys()) if s.masks is not None]
 
 
 def make_folds(config: ExperimentConfig, cases: Sequence[str]) -> tuple[dict, list]:
@@ -185,7 +94,7 @@ def make_folds(config: ExperimentConfig, cases: Sequence[str]) -> tuple[dict, li
     from gitract.evaluation import case_folds
 
     split = config.split
-    cases = sorted(set(cases), key=_natural)
+    cases = sorted(set(cases), key=natural_key)
     if split.cross_validate:
         folds = case_folds(cases, n_folds=split.n_folds, n_val=1, random_state=config.seed)
         splits = {
@@ -211,15 +120,14 @@ def make_folds(config: ExperimentConfig, cases: Sequence[str]) -> tuple[dict, li
     return splits, [(list(fold["train"]), list(fold["val"]), list(raw["test"]))]
 
 
-def choose_example_slices(stacks: Sequence[SliceStack], n: int) -> list[str]:
+def choose_example_slices(index: DatasetIndex, keys: Sequence[str], n: int,
+                          parallel: ParallelConfig) -> list[str]:
     """Slice ids for the probability-map figures: the most classes present, then the most
     organ pixels, at most one per stack first (deterministic)."""
-    rows = []
-    for stack in stacks:
-        present = stack.masks.any(axis=(1, 2))
-        area = stack.masks.sum(axis=(1, 2, 3))
-        for s in range(stack.n_slices):
-            rows.append((int(present[s].sum()), int(area[s]), stack.key, stack.ids[s]))
+    from gitract.compare._scan_eval import example_candidates
+
+    rows = [r for part in map_scans(example_candidates, [index.source(k) for k in keys],
+                                    parallel=parallel) for r in part]
     rows.sort(key=lambda r: (-r[0], -r[1], r[3]))
     chosen, used = [], set()
     for r in rows:
@@ -245,6 +153,7 @@ def run_comparison(
     progress: bool = True,
     report: bool = True,
     config_path: str | None = None,
+    parallel: ParallelConfig | None = None,
 ) -> Path:
     """Train, tune and score every track of ``config``; write the run folder and report.
 
@@ -259,6 +168,8 @@ def run_comparison(
         Show progress bars.
     report : bool
         Build ``report.md`` and figures at the end.
+    parallel : ParallelConfig, optional
+        Where per-scan stages run (default ``config.parallel``).
 
     Returns
     -------
@@ -267,6 +178,14 @@ def run_comparison(
     """
     from tqdm.auto import tqdm
 
+    from gitract.compare._tracks import make_track
+
+    parallel = config.parallel if parallel is None else parallel
+    # One derived seed for every track: block tracks then sample the same training
+    # blocks (a like-for-like comparison).
+    track_seed = derive_seeds(config.seed, 1)[0]
+    for track in config.tracks:  # every track's parameters are checked before any data
+        make_track(track.kind, track.params, random_state=track_seed)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(out / "log.txt")
@@ -279,58 +198,50 @@ def run_comparison(
             import torch
 
             torch.use_deterministic_algorithms(True, warn_only=True)
-        log.info("run %s: config %s -> %s", config.name, config_path, out)
-        resolved = config.to_dict()
-        _write_json(out / "config.json", {"config_path": config_path, **resolved})
-        _write_json(out / "env.json", {**environment_info(), "deterministic": config.deterministic,
-                                       "seed": config.seed})
-        stacks = load_stacks(config)
-        by_case: dict[str, list[SliceStack]] = {}
-        for s in stacks:
-            by_case.setdefault(s.case, []).append(s)
-        log.info("loaded %d stacks, %d cases, %d slices", len(stacks), len(by_case),
-                 sum(s.n_slices for s in stacks))
-        splits, folds = make_folds(config, list(by_case))
+        log.info("run %s: config %s -> %s (%s)", config.name, config_path, out, _where(parallel))
+        write_json(out / "config.json", {"config_path": config_path, **config.to_dict()})
+        index = load_index(config)
+        write_json(out / "env.json", {**environment_info(), "deterministic": config.deterministic,
+                                      "seed": config.seed, "data": index.fingerprint(),
+                                      "parallel": asdict(parallel)})
+        log.info("indexed %d scans, %d cases, %d slices", len(index.scans), len(index.cases()),
+                 index.n_slices)
+        splits, folds = make_folds(config, index.cases())
         splits["dataset"] = dataset_description(config)
-        _write_json(out / "splits.json", splits)
-        data_key = _hash({"data": dataset_description(config), "splits": splits["folds"],
-                          "seed": config.seed})
+        write_json(out / "splits.json", splits)
+        data_key = hash_key({"data": dataset_description(config), "splits": splits["folds"],
+                             "seed": config.seed})
         conventions = _conventions(config)
-        fold0_test = [s for c in folds[0][2] for s in by_case[c]]
-        examples = choose_example_slices(fold0_test, config.report.n_example_slices)
-        _write_json(out / "examples.json", {"fold": 0, "ids": examples})
-
-        # One derived seed for every track: block tracks then sample the same training
-        # blocks (a like-for-like comparison, and RF / LightGBM share cached features).
-        track_seed = derive_seeds(config.seed, 1)[0]
-        cache: dict = {}
-        steps = [(k, i, t) for k, _ in enumerate(folds) for i, t in enumerate(config.tracks)]
-        computed = 0
-        bar = tqdm(steps, desc="tracks", disable=not progress, unit="step")
-        for fold_index, _, track in bar:
-            bar.set_postfix_str(f"fold {fold_index} {track.name}")
-            train_c, val_c, test_c = folds[fold_index]
-            pick = lambda cs: [s for c in cs for s in by_case[c]]  # noqa: E731
-            step_dir = out / "steps" / f"fold{fold_index}" / track.name
-            model_key = _hash({"data": data_key, "fold": fold_index, "kind": track.kind,
-                               "params": track.params, "seed": track_seed})
-            eval_key = _hash({"model": model_key, "conventions": repr(conventions),
-                              "min_sizes": list(config.min_sizes),
-                              "examples": examples, "report": asdict(config.report),
-                              "version": 2})
-            done, why = step_status(step_dir / "eval", eval_key)
-            if done:
-                log.info("fold %d %s: cached, skipped", fold_index, track.name)
-                continue
-            log.info("fold %d %s: evaluating (%s)", fold_index, track.name, why)
-            adapter = _fit_or_load(track, step_dir / "model", model_key, track_seed,
-                                   pick(train_c), pick(val_c), cache)
-            _evaluate(adapter, track.name, fold_index, pick(val_c), pick(test_c),
-                      step_dir / "eval", eval_key, conventions, examples,
-                      config.report.calibration_bins, config.min_sizes)
-            computed += 1
-            if stop_after is not None and computed >= stop_after:
-                raise RunInterrupted(f"stopped after {computed} steps (stop_after)")
+        with parallel_session(parallel):
+            examples = choose_example_slices(index, index.keys_of(folds[0][2]),
+                                             config.report.n_example_slices, parallel)
+            write_json(out / "examples.json", {"fold": 0, "ids": examples})
+            steps = [(k, t) for k, _ in enumerate(folds) for t in config.tracks]
+            computed = 0
+            bar = tqdm(steps, desc="tracks", disable=not progress, unit="step")
+            for fold_index, track in bar:
+                bar.set_postfix_str(f"fold {fold_index} {track.name}")
+                train_c, val_c, test_c = folds[fold_index]
+                step_dir = out / "steps" / f"fold{fold_index}" / track.name
+                model_key = hash_key({"data": data_key, "fold": fold_index, "kind": track.kind,
+                                      "params": track.params, "seed": track_seed})
+                tuning = _tuning_options(config, track)
+                eval_key = hash_key({"model": model_key, "conventions": repr(conventions),
+                                     "tuning": tuning, "examples": examples,
+                                     "report": asdict(config.report), "version": 3})
+                done, why = step_status(step_dir / "eval", eval_key)
+                if done:
+                    log.info("fold %d %s: cached, skipped", fold_index, track.name)
+                    continue
+                log.info("fold %d %s: evaluating (%s)", fold_index, track.name, why)
+                adapter = _fit_or_load(track, step_dir / "model", model_key, track_seed, index,
+                                       index.keys_of(train_c), index.keys_of(val_c), parallel)
+                _evaluate(adapter, track.name, fold_index, index, index.keys_of(val_c),
+                          index.keys_of(test_c), step_dir / "eval", eval_key, conventions,
+                          examples, config.report.calibration_bins, tuning, parallel)
+                computed += 1
+                if stop_after is not None and computed >= stop_after:
+                    raise RunInterrupted(f"stopped after {computed} steps (stop_after)")
         aggregate_run(out, config)
         if report:
             from gitract.compare._report import build_report
@@ -343,16 +254,37 @@ def run_comparison(
         handler.close()
 
 
+def _where(parallel: ParallelConfig) -> str:
+    if parallel.backend == "dask":
+        return f"dask scheduler {parallel.scheduler}" if parallel.scheduler else \
+            f"dask LocalCluster, {parallel.n_jobs} workers"
+    return f"joblib, n_jobs {parallel.n_jobs}"
+
+
 def _conventions(config: ExperimentConfig):
     from gitract.metrics import MetricConventions
 
     return MetricConventions(**config.metrics) if config.metrics else MetricConventions()
 
 
-def _fit_or_load(track, directory: Path, key: str, seed: int, train, val, cache=None):
+def _tuning_options(config: ExperimentConfig, track) -> dict:
+    """The validation sweep of a track: the run's rule, overridden by the track's own
+    ``threshold_grid``, ``min_sizes`` or ``hausdorff_max_side`` where it sets them."""
+    from gitract.postprocessing import DEFAULT_GRID
+
+    options = {"threshold_grid": [float(t) for t in DEFAULT_GRID],
+               "min_sizes": [int(m) for m in config.min_sizes], "hausdorff_max_side": 128}
+    for key in options:
+        if key in track.params:
+            options[key] = track.params[key]
+    return options
+
+
+def _fit_or_load(track, directory: Path, key: str, seed: int, index, train_keys, val_keys,
+                 parallel):
     from gitract.compare._tracks import make_track
 
-    adapter = make_track(track.kind, track.params, random_state=seed, cache=cache)
+    adapter = make_track(track.kind, track.params, random_state=seed)
     done, why = step_status(directory, key)
     if done:
         log.info("%s: trained model cached, loading %s", track.name, directory)
@@ -360,9 +292,9 @@ def _fit_or_load(track, directory: Path, key: str, seed: int, train, val, cache=
     if directory.exists():
         shutil.rmtree(directory)
     directory.mkdir(parents=True)
-    log.info("%s: training on %d stacks (%d slices) (%s)", track.name, len(train),
-             sum(s.n_slices for s in train), why)
-    adapter.fit(train, val)
+    log.info("%s: training on %d stacks (%d slices) (%s)", track.name, len(train_keys),
+             sum(index.ref(k).n_slices for k in train_keys), why)
+    adapter.fit(index, train_keys, val_keys, parallel=parallel)
     adapter.save(directory)
     mark_done(directory, key, fit_seconds=adapter.fit_seconds, training=adapter.training)
     log.info("%s: trained in %.1f s", track.name, adapter.fit_seconds)
@@ -374,177 +306,96 @@ def _fit_or_load(track, directory: Path, key: str, seed: int, train, val, cache=
     return adapter
 
 
-def _evaluate(adapter, name, fold, val, test, directory: Path, key, conventions, examples, bins,
-              min_sizes=(0,)):
-    from gitract.compare import _analysis as A
-    from gitract.data.kaggle import stacks_to_rle_frame
-    from gitract.metrics import score_stacks
-    from gitract.postprocessing import ThresholdTuning, tune_thresholds
+def _evaluate(adapter, name, fold, index, val_keys, test_keys, directory: Path, key,
+              conventions, examples, bins, tuning_options, parallel):
+    from gitract.compare import _scan_eval as E
+    from gitract.postprocessing import (
+        ThresholdTuning,
+        hausdorff_pool_factor,
+        tuning_from_statistics,
+    )
 
     if directory.exists():
         shutil.rmtree(directory)
     directory.mkdir(parents=True)
-    classes = test[0].classes
-    if val:
-        val_proba = adapter.predict_proba(val)
-        # Thresholds come from validation stacks only; test stacks never reach the sweep.
-        tuning = tune_thresholds(val_proba, val, min_sizes=min_sizes, conventions=conventions)
+    classes = index.classes
+    stages = {}
+    if val_keys:
+        # Thresholds come from validation scans only; test scans never reach the sweep.
+        side = max(max(index.ref(k).shape) for k in val_keys)
+        factor = hausdorff_pool_factor(side, tuning_options["hausdorff_max_side"])
+        t0 = time.perf_counter()
+        parts = map_scans(E.validation_statistics, [index.source(k) for k in val_keys],
+                          parallel=parallel, adapter=adapter,
+                          grid=tuning_options["threshold_grid"],
+                          min_sizes=tuning_options["min_sizes"], conventions=conventions,
+                          pool_factor=factor)
+        tuning = tuning_from_statistics(pd.concat([p[0] for p in parts], ignore_index=True),
+                                        classes, keys=list(val_keys), pool_factor=factor)
+        stages["validate"] = _stage(time.perf_counter() - t0, sum(p[1] for p in parts),
+                                    read=sum(p[2] for p in parts),
+                                    predict=sum(p[3] for p in parts),
+                                    sweep=sum(p[4] for p in parts))
     else:
         tuning = ThresholdTuning.fixed(classes)
-    test_proba = adapter.predict_proba(test)
-    masks = {k: tuning.apply(p) for k, p in test_proba.items()}
-    result = score_stacks(test, masks, conventions=conventions)
+    t0 = time.perf_counter()
+    outs = map_scans(E.test_outputs, [index.source(k) for k in test_keys], parallel=parallel,
+                     adapter=adapter, tuning=tuning, conventions=conventions,
+                     examples=examples, n_bins=bins)
+    n_test = sum(o.n_slices for o in outs)
+    stages["test"] = _stage(time.perf_counter() - t0, n_test, read=sum(o.read_s for o in outs),
+                            predict=sum(o.predict_s for o in outs),
+                            score=sum(o.score_s for o in outs))
+    result = E.combine_scores([o.score for o in outs], classes, conventions)
     tag = {"model": name, "fold": fold}
-    _write_csv(directory / "per_slice.csv", result.per_slice.assign(**tag))
-    _write_csv(directory / "per_case.csv", result.per_case.assign(**tag))
+    write_csv(directory / "per_slice.csv", result.per_slice.assign(**tag))
+    write_csv(directory / "per_case.csv", result.per_case.assign(**tag))
     sweep = tuning.sweep if tuning.sweep is not None else pd.DataFrame()
-    _write_csv(directory / "sweep.csv", sweep.assign(**tag))
-    _write_csv(directory / "predictions.csv",
-               stacks_to_rle_frame(test, masks, column="predicted"))
-    _write_csv(directory / "calibration.csv", A.calibration(test, test_proba, n_bins=bins).assign(**tag))
-    _write_csv(directory / "confusion.csv", A.block_confusion(test, masks).assign(**tag))
-    empty = A.empty_slice_behaviour(test, masks)
-    _write_csv(directory / "empty.csv", empty.assign(**tag))
-    loc = A.localisation_errors(test, masks)
-    _write_csv(directory / "localisation.csv", loc.assign(**tag))
-    ex = {}
-    image_of = None
-    for stack in test:
-        for s, sid in enumerate(stack.ids):
-            if sid in examples:
-                if image_of is None:
-                    from gitract.evaluation import normalize_stack
-
-                    image_of = {}
-                if stack.key not in image_of:
-                    image_of[stack.key] = normalize_stack(stack)
-                # The figure needs nothing else: the report never reloads the dataset.
-                ex[f"proba__{sid}"] = test_proba[stack.key][s].astype(np.float16)
-                ex[f"image__{sid}"] = image_of[stack.key][s].astype(np.float16)
-                ex[f"truth__{sid}"] = stack.masks[s]
+    write_csv(directory / "sweep.csv", sweep.assign(**tag))
+    write_csv(directory / "predictions.csv",
+              pd.concat([o.predictions for o in outs], ignore_index=True))
+    write_csv(directory / "calibration.csv",
+              E.combine_calibration([o.calibration for o in outs]).assign(**tag))
+    write_csv(directory / "confusion.csv",
+              E.combine_counts([o.confusion for o in outs], ["true", "predicted"], ["count"])
+              .assign(**tag))
+    empty = E.combine_empty([o.empty for o in outs])
+    write_csv(directory / "empty.csv", empty.assign(**tag))
+    loc = pd.concat([o.localisation for o in outs], ignore_index=True)
+    write_csv(directory / "localisation.csv", loc.assign(**tag))
+    ex = {k: v for o in outs for k, v in o.examples.items()}
     if ex:
         with atomic_path(directory / "examples.npz") as tmp:
             with open(tmp, "wb") as fh:
                 np.savez_compressed(fh, **ex)
+    from gitract.compare import _analysis as A
+
+    predict_s = stages["test"]["predict_s"]
     metrics = {
         **result.to_dict(),
         "fit_s": adapter.fit_seconds,
-        "ms_per_slice": test_proba.ms_per_slice,
+        "ms_per_slice": 1000.0 * predict_s / max(n_test, 1),
         "model_bytes": adapter.model_bytes,
         "localisation_mm": A.mean_or_nan(loc["distance_mm"]),
         "localisation_mm_per_class": {c: A.mean_or_nan(loc.loc[loc["class"] == c, "distance_mm"])
                                       for c in classes},
         "empty_fp_rate": A.empty_fp_rate(empty),
         "tuning": tuning.to_dict(),
-        "n_test_slices": int(sum(s.n_slices for s in test)),
-        "test_cases": sorted({s.case for s in test}),
+        "tuning_options": tuning_options,
+        "n_test_slices": int(n_test),
+        "test_cases": sorted({index.ref(k).case for k in test_keys}),
+        "stages": stages,
     }
-    _write_json(directory / "metrics.json", _clean(metrics))
+    write_json(directory / "metrics.json", clean(metrics))
     mark_done(directory, key)
     log.info("fold %d %s: dice %.3f hausdorff %.3f score %.3f (%.0f ms/slice)", fold, name,
-             result.dice, result.hausdorff, result.score, test_proba.ms_per_slice)
+             result.dice, result.hausdorff, result.score, metrics["ms_per_slice"])
 
 
-# ----------------------------------------------------------------------- aggregation
-def _step_dirs(out: Path, config: ExperimentConfig) -> list[tuple[int, str, Path]]:
-    splits = json.loads((out / "splits.json").read_text())
-    dirs = []
-    for k in range(len(splits["folds"])):
-        for t in config.tracks:
-            dirs.append((k, t.name, out / "steps" / f"fold{k}" / t.name / "eval"))
-    return dirs
-
-
-def aggregate_run(out: Path, config: ExperimentConfig | None = None) -> dict:
-    """Collect every step's outputs into run-level CSVs and ``summary.json``."""
-    from gitract.config import config_from_dict
-
-    out = Path(out)
-    if config is None:
-        raw = json.loads((out / "config.json").read_text())
-        raw.pop("config_path", None)
-        config = config_from_dict(raw)
-    splits = json.loads((out / "splits.json").read_text())
-    frames: dict[str, list[pd.DataFrame]] = {n: [] for n in (
-        "per_slice", "per_case", "sweep", "calibration", "confusion", "empty", "localisation")}
-    tracks: dict[str, Any] = {}
-    curves: list[dict] = []
-    for fold, name, d in _step_dirs(out, config):
-        if not (d / "done.json").is_file():
-            raise FileNotFoundError(f"{d}: step not finished; rerun the comparison to complete it")
-        for n in frames:
-            path = d / f"{n}.csv"
-            if path.is_file() and path.stat().st_size > 1:
-                try:
-                    frames[n].append(pd.read_csv(path))
-                except pd.errors.EmptyDataError:
-                    pass
-        m = json.loads((d / "metrics.json").read_text())
-        # Fit time and training record come from the training step (a resumed run loads
-        # the model).
-        model_marker = read_marker(d.parent / "model") or {}
-        m["fit_s"] = model_marker.get("fit_seconds", m.get("fit_s"))
-        training = model_marker.get("training")
-        if training:
-            m["training"] = {k: v for k, v in training.items() if k != "curve"}
-            for row in training.get("curve") or []:
-                curves.append({"model": name, "fold": fold, **row})
-        tracks.setdefault(name, []).append(m)
-    for n, parts in frames.items():
-        frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
-        name = {"per_slice": "metrics_per_slice", "per_case": "metrics_per_case"}.get(n, n)
-        _write_csv(out / f"{name}.csv", frame)
-    _write_csv(out / "training.csv", pd.DataFrame(
-        curves, columns=None if curves else ["model", "fold", "epoch", "train_loss"]))
-    summary_tracks = {}
-    kinds = {t.name: t.kind for t in config.tracks}
-    params = {t.name: t.params for t in config.tracks}
-    for name, folds in tracks.items():
-        summary_tracks[name] = _summarise_folds(folds)
-        summary_tracks[name]["kind"] = kinds[name]
-        summary_tracks[name]["params"] = params[name]
-    desc = dataset_description(config)
-    summary = {
-        "dataset": desc,
-        "synthetic": desc["synthetic"],
-        "split": splits,
-        "conventions": tracks and next(iter(tracks.values()))[0].get("conventions"),
-        "n_folds": len(splits["folds"]),
-        "tracks": summary_tracks,
-    }
-    _write_json(out / "summary.json", _clean(summary))
-    return summary
-
-
-_FOLD_KEYS = ("dice", "hausdorff", "score", "fit_s", "ms_per_slice", "model_bytes",
-              "localisation_mm", "empty_fp_rate")
-
-
-def _summarise_folds(folds: list[dict]) -> dict:
-    """Mean over folds (and spread where there are several)."""
-    def mean(values):
-        vals = [v for v in values if v is not None and math.isfinite(v)]
-        return float(np.mean(vals)) if vals else math.nan
-
-    def std(values):
-        vals = [v for v in values if v is not None and math.isfinite(v)]
-        return float(np.std(vals)) if len(vals) > 1 else math.nan
-
-    out: dict[str, Any] = {k: mean([f.get(k) for f in folds]) for k in _FOLD_KEYS}
-    out["model_bytes"] = int(out["model_bytes"]) if math.isfinite(out["model_bytes"]) else None
-    classes = list(folds[0]["per_class"])
-    out["per_class"] = {
-        c: {m: mean([f["per_class"][c].get(m) for f in folds]) for m in ("dice", "hausdorff", "score")}
-        for c in classes
-    }
-    for c in classes:
-        out["per_class"][c]["localisation_mm"] = mean(
-            [f.get("localisation_mm_per_class", {}).get(c) for f in folds])
-    if len(folds) > 1:
-        out["std"] = {k: std([f.get(k) for f in folds]) for k in ("dice", "hausdorff", "score")}
-    out["folds"] = [{k: f.get(k) for k in (*_FOLD_KEYS, "test_cases", "tuning", "training")}
-                    for f in folds]
-    return out
+def _stage(wall: float, n_slices: int, **parts: float) -> dict:
+    return {"wall_s": wall, "slices": int(n_slices),
+            "slices_per_s": n_slices / wall if wall > 0 else None,
+            **{f"{k}_s": v for k, v in parts.items()}}
 
 
 def resolve_out_dir(config: ExperimentConfig, out: str | Path | None) -> Path:

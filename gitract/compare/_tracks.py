@@ -1,7 +1,10 @@
-"""Adapters giving every track the same face: fit, predict_proba over stacks, save, load.
+"""Adapters giving every track the same face: fit, predict_proba_stack, save, load.
 
-``predict_proba(stacks)`` returns ``{key: (S, H, W, C) float32}`` probability maps on each
-slice's own grid, so thresholds, metrics and figures treat all tracks alike.
+``fit(index, train_keys, val_keys)`` reads the training scans one at a time (block tracks
+keep only their sampled rows; the U-Net prepares them to disk), and
+``predict_proba_stack(stack)`` returns one scan's (S, H, W, C) float32 probability maps on
+its own grid, so thresholds, metrics and figures treat all tracks alike. Adapters are
+picklable: per-scan stages ship them to joblib or Dask workers.
 """
 
 from __future__ import annotations
@@ -14,19 +17,19 @@ from typing import Any
 
 from gitract.data.record import SliceStack
 
+#: Track parameters that set the validation sweep rather than the model.
+TUNING_KEYS = ("threshold_grid", "min_sizes", "hausdorff_max_side")
+
 
 class BlockTrackAdapter:
     """Random forest / LightGBM / CNN on blocks (:mod:`gitract.evaluation`)."""
 
     kind = "blocks"
 
-    def __init__(self, params: Mapping[str, Any], *, random_state: int,
-                 cache: dict | None = None) -> None:
+    def __init__(self, params: Mapping[str, Any], *, random_state: int) -> None:
         self.params = dict(params)
         self.random_state = random_state
-        # Per-slice features shared by tracks with the same featurizer and sampling
-        # (e.g. RF and LightGBM at one block size), and across folds.
-        self.cache = cache
+        self.config = self._config()  # validated before any data is read
         self.track_ = None
 
     def _config(self):
@@ -34,14 +37,21 @@ class BlockTrackAdapter:
 
         return BlockTrackConfig.from_dict({"random_state": self.random_state, **self.params})
 
-    def fit(self, train: Sequence[SliceStack], val: Sequence[SliceStack]) -> BlockTrackAdapter:
-        from gitract.evaluation import train_block_track
+    def fit(self, index, train_keys: Sequence[str], val_keys: Sequence[str], *,
+            parallel=None) -> BlockTrackAdapter:
+        from gitract.evaluation import fit_block_track
+        from gitract.utils.parallel import ParallelConfig, map_scans
 
-        self.track_ = train_block_track(list(train), self._config(), cache=self.cache)
+        n_slices = sum(index.ref(k).n_slices for k in train_keys)
+        parts = map_scans(_training_rows, [index.source(k) for k in train_keys],
+                          parallel=parallel or ParallelConfig(), config=self.config,
+                          n_train_slices=n_slices)
+        self.track_ = fit_block_track(parts, self.config, index.classes,
+                                      train_keys=list(train_keys))
         return self
 
-    def predict_proba(self, stacks: Sequence[SliceStack]):
-        return self.track_.predict_proba(list(stacks), cache=self.cache)
+    def predict_proba_stack(self, stack: SliceStack):
+        return self.track_.predict_proba([stack])[stack.key]
 
     @property
     def fit_seconds(self) -> float:
@@ -80,36 +90,41 @@ class BlockTrackAdapter:
         return self
 
 
+def _training_rows(source, *, config, n_train_slices):
+    from gitract.evaluation import training_rows
+
+    return training_rows(source.read(), config, n_train_slices=n_train_slices)
+
+
 class UNetTrackAdapter:
     """The 2.5D U-Net (:mod:`gitract.models.unet`)."""
 
     kind = "unet"
 
-    def __init__(self, params: Mapping[str, Any], *, random_state: int,
-                 cache: dict | None = None) -> None:
+    def __init__(self, params: Mapping[str, Any], *, random_state: int) -> None:
+        from gitract.models.unet import UNetConfig
+
         self.params = dict(params)
         self.random_state = random_state
+        # The sweep's settings are the engine's (see compare._run._tuning_options).
+        model_params = {k: v for k, v in self.params.items() if k not in TUNING_KEYS}
+        self.config = UNetConfig.from_dict({"random_state": self.random_state,
+                                            "progress": False, **model_params})
         self.model_ = None
         self._fit_seconds = math.nan
 
-    def fit(self, train: Sequence[SliceStack], val: Sequence[SliceStack]) -> UNetTrackAdapter:
-        from gitract.models.unet import UNetConfig, UNetSegmenter
+    def fit(self, index, train_keys: Sequence[str], val_keys: Sequence[str], *,
+            parallel=None) -> UNetTrackAdapter:
+        from gitract.models.unet import UNetSegmenter
 
-        config = UNetConfig.from_dict({"random_state": self.random_state, "progress": False,
-                                       **self.params})
         start = time.perf_counter()
-        self.model_ = UNetSegmenter(config).fit(list(train), list(val) or None)
+        self.model_ = UNetSegmenter(self.config).fit(
+            [index.source(k) for k in train_keys], [index.source(k) for k in val_keys] or None)
         self._fit_seconds = time.perf_counter() - start
         return self
 
-    def predict_proba(self, stacks: Sequence[SliceStack]):
-        from gitract.evaluation import ProbaMaps
-
-        start = time.perf_counter()
-        maps = ProbaMaps(self.model_.predict_stacks(list(stacks)))
-        maps.seconds = time.perf_counter() - start
-        maps.n_slices = sum(s.n_slices for s in stacks)
-        return maps
+    def predict_proba_stack(self, stack: SliceStack):
+        return self.model_.predict_proba_stack(stack)
 
     @property
     def fit_seconds(self) -> float:
@@ -154,12 +169,11 @@ class UNetTrackAdapter:
 _ADAPTERS = {"blocks": BlockTrackAdapter, "cnn": BlockTrackAdapter, "unet": UNetTrackAdapter}
 
 
-def make_track(kind: str, params: Mapping[str, Any], *, random_state: int,
-               cache: dict | None = None):
-    """The adapter for a track kind (``blocks``, ``cnn``, ``unet``); ``cache`` is an
-    in-memory per-slice feature cache shared by block tracks."""
+def make_track(kind: str, params: Mapping[str, Any], *, random_state: int):
+    """The adapter for a track kind (``blocks``, ``cnn``, ``unet``); its parameters are
+    validated here, before any data is read."""
     if kind not in _ADAPTERS:
         raise ValueError(f"track kind must be one of {sorted(_ADAPTERS)}, got {kind!r}")
     if kind == "cnn":
         params = {"classifier": "cnn", "features": "raw", **params}
-    return _ADAPTERS[kind](params, random_state=random_state, cache=cache)
+    return _ADAPTERS[kind](params, random_state=random_state)

@@ -31,9 +31,11 @@ from gitract.evaluation._io import load_block_track, save_block_track
 from gitract.evaluation._track import (
     BlockTrack,
     ProbaMaps,
+    fit_block_track,
     normalize_stack,
     predict_stacks,
     train_block_track,
+    training_rows,
 )
 from gitract.evaluation._unet import evaluate_unet_track
 
@@ -47,6 +49,7 @@ __all__ = [
     "cross_validate_block_track",
     "evaluate_block_track",
     "evaluate_unet_track",
+    "fit_block_track",
     "fixed_case_split",
     "load_block_track",
     "normalize_stack",
@@ -54,5 +57,6 @@ __all__ = [
     "resolve_split",
     "save_block_track",
     "train_block_track",
+    "training_rows",
 ]
 

@@ -31,6 +31,10 @@ class BlockTrackConfig:
     background_cap : int
         Background blocks per slice; ``border_fraction`` of them from the ring around
         the organs, the rest inside the body (``body_background``) or anywhere.
+    max_train_blocks : int or None
+        Cap of the whole training sample: with ``n`` training slices each keeps at most
+        ``ceil(max_train_blocks / n)`` of its sampled blocks (a seeded subsample), so the
+        sample, and the memory it takes, stop growing with the dataset (None: no cap).
     interpolation : {"nearest", "linear", "cubic"}
     threshold_grid, min_sizes : tuple
         Candidates of the validation sweep (:func:`tune_thresholds`).
@@ -51,6 +55,7 @@ class BlockTrackConfig:
     background_cap: int = 400
     border_fraction: float = 0.5
     body_background: bool = True
+    max_train_blocks: int | None = None
     interpolation: str = "linear"
     threshold_grid: tuple[float, ...] = tuple(float(t) for t in DEFAULT_GRID)
     min_sizes: tuple[int, ...] = (0, 64, 256)
@@ -67,6 +72,11 @@ class BlockTrackConfig:
             raise ValueError(f"step must be a positive int, got {self.step!r}")
         if self.interpolation not in INTERPOLATIONS:
             raise ValueError(f"interpolation must be one of {INTERPOLATIONS}, got {self.interpolation!r}")
+        if self.max_train_blocks is not None and (
+                isinstance(self.max_train_blocks, bool) or not isinstance(self.max_train_blocks, int)
+                or self.max_train_blocks < 1):
+            raise ValueError(f"max_train_blocks must be a positive int or None, "
+                             f"got {self.max_train_blocks!r}")
         if self.features not in ("filters", "raw"):
             raise ValueError(f"features must be 'filters' or 'raw', got {self.features!r}")
         if self.classifier == "cnn" and self.features != "raw":

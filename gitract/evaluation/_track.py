@@ -181,24 +181,74 @@ def train_block_track(
     ValueError
         No stacks, unlabelled stacks, mixed classes, or a single label overall.
     """
-    if not train_stacks:
-        raise ValueError("train_stacks must hold at least one labelled SliceStack")
-    classes = train_stacks[0].classes
     featurizer = config.make_featurizer()
-    Xs, ys, feat_seconds = [], [], 0.0
+    parts, keys, classes = [], [], None
+    n_slices = sum(s.n_slices for s in train_stacks)
     for stack in train_stacks:
-        if stack.masks is None:
-            raise ValueError(f"training stack {stack.key!r} has no masks")
-        if stack.classes != classes:
+        if classes is None:
+            classes = stack.classes
+        elif stack.classes != classes:
             raise ValueError(f"training stack {stack.key!r} classes {stack.classes} != {classes}")
-        volume = normalize_stack(stack)
-        for s in range(stack.n_slices):
-            X, y, seconds = _slice_features(stack, s, volume[s], featurizer, config, cache, "train")
-            Xs.append(X)
-            ys.append(y)
-            feat_seconds += seconds
-    X = np.concatenate(Xs)
-    y = np.concatenate(ys)
+        parts.append(training_rows(stack, config, n_train_slices=n_slices, cache=cache,
+                                   featurizer=featurizer))
+        keys.append(stack.key)
+    if classes is None:
+        raise ValueError("train_stacks must hold at least one labelled SliceStack")
+    return fit_block_track(parts, config, classes, train_keys=keys, featurizer=featurizer)
+
+
+def per_slice_limit(config: BlockTrackConfig, n_train_slices: int) -> int | None:
+    """Blocks a slice may keep under ``config.max_train_blocks`` (None: no cap)."""
+    if config.max_train_blocks is None:
+        return None
+    return max(1, -(-int(config.max_train_blocks) // max(int(n_train_slices), 1)))
+
+
+def training_rows(
+    stack: SliceStack,
+    config: BlockTrackConfig,
+    *,
+    n_train_slices: int | None = None,
+    cache: dict | None = None,
+    featurizer: Any = None,
+) -> tuple[NDArray, NDArray, float]:
+    """The training sample of one labelled stack: ``(X, y, featurize_seconds)``.
+
+    Each slice's block centres are sampled (class-balanced, seeded by the slice id),
+    featurised and labelled by the dominant class at the centre; under
+    ``config.max_train_blocks`` a slice keeps a seeded subsample of its blocks
+    (``n_train_slices``, all training slices of the track, sets the share). A stage
+    that reads the training scans one at a time keeps only these rows.
+    """
+    if stack.masks is None:
+        raise ValueError(f"training stack {stack.key!r} has no masks")
+    featurizer = config.make_featurizer() if featurizer is None else featurizer
+    limit = per_slice_limit(config, n_train_slices or stack.n_slices)
+    volume = normalize_stack(stack)
+    Xs, ys, seconds = [], [], 0.0
+    for s in range(stack.n_slices):
+        X, y, sec = _slice_features(stack, s, volume[s], featurizer, config, cache, "train")
+        if limit is not None and len(y) > limit:
+            gen = np.random.default_rng(_slice_seed(config.random_state + 1, stack.ids[s]))
+            keep = np.sort(gen.choice(len(y), size=limit, replace=False))
+            X, y = X[keep], y[keep]
+        Xs.append(X)
+        ys.append(y)
+        seconds += sec
+    return np.concatenate(Xs), np.concatenate(ys), seconds
+
+
+def fit_block_track(
+    parts: Sequence[tuple[NDArray, NDArray, float]],
+    config: BlockTrackConfig,
+    classes: Sequence[str],
+    *,
+    train_keys: Sequence[str] = (),
+    featurizer: Any = None,
+) -> BlockTrack:
+    """Fit the classifier on the stacks' :func:`training_rows` (in stack order)."""
+    X = np.concatenate([p[0] for p in parts])
+    y = np.concatenate([p[1] for p in parts])
     labels, counts = np.unique(y, return_counts=True)
     if len(labels) < 2:
         raise ValueError(f"training blocks hold a single label {labels.tolist()}; need organs and background")
@@ -207,14 +257,14 @@ def train_block_track(
     model.fit(X, y)
     fit_seconds = time.perf_counter() - t0
     return BlockTrack(
-        model=model, featurizer=featurizer, config=config, classes=tuple(classes),
-        fit_seconds=fit_seconds, featurize_seconds=feat_seconds, n_train_blocks=int(len(y)),
+        model=model, featurizer=config.make_featurizer() if featurizer is None else featurizer,
+        config=config, classes=tuple(classes), fit_seconds=fit_seconds,
+        featurize_seconds=float(sum(p[2] for p in parts)), n_train_blocks=int(len(y)),
         class_counts={int(k): int(v) for k, v in zip(labels, counts, strict=True)},
-        train_keys=tuple(s.key for s in train_stacks),
+        train_keys=tuple(train_keys),
     )
 
 
-# --------------------------------------------------------------------------- predict
 class ProbaMaps(dict):
     """``{key: (S, H, W, C) float32}`` probability maps plus timing attributes.
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import io
 import math
 import os
+import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields, replace
@@ -32,6 +33,7 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 from torch.nn import functional as F
+from torch.utils.data import DataLoader, Dataset
 
 from gitract.data.record import SliceStack
 from gitract.models._device import select_device
@@ -50,7 +52,6 @@ from gitract.models.train_torch import (
     _autocast,
     fit_net,
     load_checkpoint,
-    make_loader,
     save_checkpoint,
 )
 from gitract.utils._random import derive_seeds
@@ -116,6 +117,9 @@ class UNetConfig:
     num_threads : int or None
         torch intra-op threads during fit and predict (None: leave torch's setting).
     predict_batch_size : int
+    loader_workers : int
+        DataLoader worker processes reading the prepared training slices (0: in this
+        process); the batches, and so the weights, do not depend on it.
     random_state : int
         The single seed (net initialisation, shuffling, augmentation).
     progress : bool
@@ -155,6 +159,7 @@ class UNetConfig:
     deterministic: bool = False
     num_threads: int | None = None
     predict_batch_size: int = 8
+    loader_workers: int = 0
     random_state: int = 0
     progress: bool = True
 
@@ -170,6 +175,9 @@ class UNetConfig:
                 f"image_size must be divisible by 2**depth={2**self.depth}, "
                 f"got {self.image_size!r}"
             )
+        if isinstance(self.loader_workers, bool) or not isinstance(self.loader_workers, int) \
+                or self.loader_workers < 0:
+            raise ValueError(f"loader_workers must be an int >= 0, got {self.loader_workers!r}")
         for name in ("hflip", "vflip"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be a probability, got {getattr(self, name)!r}")
@@ -287,6 +295,26 @@ class _Threads:
             torch.set_num_threads(self.old)
 
 
+class SliceFiles(Dataset):
+    """(input, target) slices of prepared per-stack ``.npy`` files, read one slice per
+    item through a memory map (the pages are released with the map)."""
+
+    def __init__(self, files: Sequence[tuple[str, str, int]]) -> None:
+        self.files = list(files)
+        self.starts = np.cumsum([0] + [n for _, _, n in self.files])
+
+    def __len__(self) -> int:
+        return int(self.starts[-1])
+
+    def __getitem__(self, i: int):
+        f = int(np.searchsorted(self.starts, i, side="right") - 1)
+        x_path, y_path, _ = self.files[f]
+        j = i - int(self.starts[f])
+        x = np.array(np.load(x_path, mmap_mode="r")[j])
+        y = np.array(np.load(y_path, mmap_mode="r")[j])
+        return torch.from_numpy(x), torch.from_numpy(y)
+
+
 def _check_stacks(stacks: Sequence[SliceStack], name: str, *, labelled: bool) -> tuple[str, ...]:
     if isinstance(stacks, SliceStack) or not stacks:
         raise ValueError(f"{name} must be a non-empty list of SliceStack, got {stacks!r:.80}")
@@ -339,11 +367,32 @@ class UNetSegmenter:
         return prepare_images(stack.image, stack.slice_numbers, offsets=c.offsets,
                               image_size=c.image_size, percentiles=c.percentiles)
 
-    def _arrays(self, stacks: Sequence[SliceStack]) -> tuple[NDArray, NDArray]:
-        x = np.concatenate([self._inputs(s) for s in stacks])
-        y = np.concatenate([prepare_masks(s.masks, image_size=self.config.image_size)
-                            for s in stacks])
-        return x, y
+    def _prepare_files(self, stacks, folder: Path, name: str):
+        """Write each stack's prepared inputs and targets to ``folder`` (one pair of
+        ``.npy`` files per stack); ``stacks`` may be SliceStacks or sources with a
+        ``read()`` method, read here one at a time. Returns ``(files, classes)``."""
+        if isinstance(stacks, SliceStack) or not isinstance(stacks, Sequence) or not stacks:
+            raise ValueError(f"{name} must be a non-empty list of SliceStack, got {stacks!r:.80}")
+        folder.mkdir(parents=True, exist_ok=True)
+        files, classes = [], None
+        for i, item in enumerate(stacks):
+            stack = item.read() if hasattr(item, "read") else item
+            if not isinstance(stack, SliceStack):
+                raise TypeError(f"{name} must hold SliceStack objects, got {type(stack).__name__}")
+            if stack.masks is None:
+                raise ValueError(f"{name}: stack {stack.key!r} has no masks")
+            if classes is None:
+                classes = tuple(stack.classes)
+            elif tuple(stack.classes) != classes:
+                raise ValueError(f"{name}: stack {stack.key!r} classes {stack.classes} != {classes}")
+            x_path, y_path = folder / f"{i}_x.npy", folder / f"{i}_y.npy"
+            np.save(x_path, np.ascontiguousarray(self._inputs(stack), dtype=np.float32))
+            np.save(y_path, np.ascontiguousarray(
+                prepare_masks(stack.masks, image_size=self.config.image_size), dtype=np.float32))
+            files.append((str(x_path), str(y_path), stack.n_slices))
+        if classes is None:
+            raise ValueError(f"{name} must be a non-empty list of SliceStack, got {stacks!r:.80}")
+        return files, classes
 
     def _make_net(self, n_classes: int, seed: int) -> UNet:
         c = self.config
@@ -360,41 +409,51 @@ class UNetSegmenter:
     ) -> UNetSegmenter:
         """Train on labelled stacks; ``val_stacks`` select the checkpoint kept.
 
+        Both may hold :class:`SliceStack` objects or scan sources (anything with a
+        ``read() -> SliceStack`` method, e.g. :class:`gitract.data.index.ScanSource`): each
+        is read once, prepared to disk and dropped, and training reads slices from there.
+
         Returns
         -------
         self
         """
         t0 = time.perf_counter()
         c = self.config
-        classes = _check_stacks(train_stacks, "train_stacks", labelled=True)
-        if val_stacks:
-            if _check_stacks(val_stacks, "val_stacks", labelled=True) != classes:
-                raise ValueError("val_stacks classes differ from train_stacks classes")
         seed_init, seed_shuffle, seed_fit = derive_seeds(int(c.random_state), 3)
-        x_tr, y_tr = self._arrays(train_stacks)
-        train_loader = make_loader(x_tr, y_tr, batch_size=c.batch_size, shuffle=True,
-                                   random_state=seed_shuffle)
-        val_loader = None
-        if val_stacks:
-            x_va, y_va = self._arrays(val_stacks)
-            val_loader = make_loader(x_va, y_va, batch_size=c.predict_batch_size, shuffle=False)
-        augment = None
-        if c.augment:
-            opts = {k: getattr(c, k) for k in ("hflip", "vflip", "rotate", "scale", "shift",
-                                               "gamma", "brightness", "contrast")}
+        with tempfile.TemporaryDirectory(prefix="gitract-unet-") as work:
+            # Each scan is read, prepared and written to disk, then dropped; the loaders
+            # read one slice at a time, so memory does not grow with the training set.
+            train_files, classes = self._prepare_files(train_stacks, Path(work) / "train",
+                                                       "train_stacks")
+            train_loader = DataLoader(
+                SliceFiles(train_files), batch_size=c.batch_size, shuffle=True,
+                generator=torch.Generator().manual_seed(int(seed_shuffle)),
+                num_workers=c.loader_workers)
+            val_loader = None
+            if val_stacks:
+                val_files, val_classes = self._prepare_files(val_stacks, Path(work) / "val",
+                                                             "val_stacks")
+                if val_classes != classes:
+                    raise ValueError("val_stacks classes differ from train_stacks classes")
+                val_loader = DataLoader(SliceFiles(val_files), batch_size=c.predict_batch_size,
+                                        shuffle=False, num_workers=c.loader_workers)
+            augment = None
+            if c.augment:
+                opts = {k: getattr(c, k) for k in ("hflip", "vflip", "rotate", "scale", "shift",
+                                                   "gamma", "brightness", "contrast")}
 
-            def augment(xb, yb, gen):
-                return augment_batch(xb, yb, gen, **opts)
+                def augment(xb, yb, gen):
+                    return augment_batch(xb, yb, gen, **opts)
 
-        net = self._make_net(len(classes), seed_init)
-        with _Threads(c.num_threads):
-            history = fit_net(net, train_loader, val_loader,
-                              config=c.train_config(random_state=seed_fit), augment=augment)
+            net = self._make_net(len(classes), seed_init)
+            with _Threads(c.num_threads):
+                history = fit_net(net, train_loader, val_loader,
+                                  config=c.train_config(random_state=seed_fit), augment=augment)
         self.net_ = net
         self.device_ = next(net.parameters()).device
         self.classes_ = classes
         self.history_ = history
-        self.n_train_slices_ = int(x_tr.shape[0])
+        self.n_train_slices_ = int(sum(n for _, _, n in train_files))
         self.fit_seconds_ = time.perf_counter() - t0
         return self
 

@@ -1,0 +1,103 @@
+"""Per-scan stages in parallel: joblib on one machine, Dask on a cluster.
+
+``ParallelConfig`` says where work runs; :func:`map_scans` applies a function to every
+item (one scan each) and returns the results in input order, so what a stage computes
+never depends on how many workers computed it. :func:`parallel_session` starts what the
+backend needs for a whole run: nothing for joblib; a ``dask.distributed`` client
+connected to ``scheduler`` (or to a ``LocalCluster`` it starts when no address is given).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["ParallelConfig", "map_scans", "parallel_session"]
+
+BACKENDS = ("joblib", "dask")
+
+
+@dataclass(frozen=True)
+class ParallelConfig:
+    """Where per-scan stages run.
+
+    Attributes
+    ----------
+    backend : {"joblib", "dask"}
+    n_jobs : int
+        joblib workers (processes; 1 runs in this process). With Dask, the workers of a
+        ``LocalCluster`` started for the run.
+    scheduler : str or None
+        Address of a running Dask scheduler (``tcp://host:8786``); None starts a
+        ``LocalCluster``.
+    """
+
+    backend: str = "joblib"
+    n_jobs: int = 1
+    scheduler: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise ValueError(f"parallel.backend must be one of {BACKENDS}, got {self.backend!r}")
+        if isinstance(self.n_jobs, bool) or not isinstance(self.n_jobs, int) or self.n_jobs < 1:
+            raise ValueError(f"parallel.n_jobs must be a positive int, got {self.n_jobs!r}")
+        if self.scheduler is not None and not isinstance(self.scheduler, str):
+            raise ValueError(f"parallel.scheduler must be an address string, got {self.scheduler!r}")
+
+    @property
+    def serial(self) -> bool:
+        return self.backend == "joblib" and self.n_jobs == 1
+
+
+def map_scans(fn: Callable[..., Any], items: Iterable[Any], *,
+              parallel: ParallelConfig = ParallelConfig(), **kwargs) -> list[Any]:
+    """``[fn(item, **kwargs) for item in items]``, in parallel where configured.
+
+    Items should be small (a scan's source, not its pixels): each worker reads its own
+    scan. Results come back in input order.
+    """
+    items = list(items)
+    if parallel.serial or len(items) <= 1:
+        return [fn(item, **kwargs) for item in items]
+    from joblib import Parallel, delayed, parallel_config
+
+    if parallel.backend == "dask":
+        with parallel_config(backend="dask"):
+            return Parallel()(delayed(fn)(item, **kwargs) for item in items)
+    # One thread per worker inside (torch, BLAS): the workers are the parallelism.
+    with parallel_config(backend="loky", inner_max_num_threads=1):
+        return Parallel(n_jobs=parallel.n_jobs)(delayed(fn)(item, **kwargs) for item in items)
+
+
+@contextlib.contextmanager
+def parallel_session(parallel: ParallelConfig) -> Iterator[Any]:
+    """What the backend needs for the duration of a run (a Dask client, or nothing)."""
+    if parallel.backend != "dask":
+        yield None
+        return
+    try:
+        from dask.distributed import Client, LocalCluster
+    except ImportError as exc:  # pragma: no cover - dask is a declared dependency
+        raise RuntimeError("parallel.backend 'dask' needs dask.distributed "
+                           "(pip install 'dask[distributed]')") from exc
+    if parallel.scheduler:
+        with Client(parallel.scheduler) as client:
+            yield client
+        return
+    with LocalCluster(n_workers=parallel.n_jobs, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        yield client
+
+
+def chunk(items: Sequence[Any], n: int) -> list[list[Any]]:
+    """``items`` cut into ``n`` nearly equal consecutive runs (order kept)."""
+    n = max(1, min(n, len(items)))
+    size, extra = divmod(len(items), n)
+    out, start = [], 0
+    for i in range(n):
+        end = start + size + (1 if i < extra else 0)
+        out.append(list(items[start:end]))
+        start = end
+    return out
