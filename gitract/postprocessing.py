@@ -214,27 +214,50 @@ def _pool(volume: NDArray[np.bool_], factor: int) -> NDArray[np.bool_]:
 def _class_sweep_stats(proba, truth, grid, min_sizes, factor, conventions):
     """Sums for one (S, H, W) class channel of one volume: per (threshold, min_size),
     ``dice_sum, dice_n`` over its slices and ``hd_sum, hd_n`` for the volume (NaN values,
-    both-empty pairs left out by the conventions, are not counted)."""
-    rows = []
+    both-empty pairs left out by the conventions, are not counted).
+
+    Components are labelled once per threshold for the whole volume (8-connected within
+    each slice, as :func:`remove_small_components`), and every ``min_size`` is read from
+    the same labels; a Hausdorff distance is computed once per distinct pooled mask."""
+    import hashlib
+
     pooled_truth = _pool(truth, factor)
     n = len(truth)
     truth_count = np.count_nonzero(truth.reshape(n, -1), axis=1)
-    for size in min_sizes:
-        for thr in grid:
-            pred = proba > thr
-            if size > 1:
-                pred = np.stack([remove_small_components(m, min_size=size) for m in pred])
+    structure = np.zeros((3, 3, 3), dtype=bool)
+    structure[1] = True  # in-plane 8-connectivity, no link between slices
+    hd_memo: dict[bytes, float] = {}
+    found = {}
+    for thr in grid:
+        raw = proba > thr
+        labels = sizes = None
+        if any(size > 1 for size in min_sizes) and raw.any():
+            labels, count = ndi.label(raw, structure=structure)
+            sizes = np.bincount(labels.ravel(), minlength=count + 1)
+        for size in min_sizes:
+            if size > 1 and labels is not None:
+                keep = sizes >= size
+                keep[0] = False
+                pred = keep[labels]
+            else:
+                pred = raw
             inter = np.count_nonzero((pred & truth).reshape(n, -1), axis=1)
             total = np.count_nonzero(pred.reshape(n, -1), axis=1) + truth_count
             with np.errstate(invalid="ignore", divide="ignore"):
                 d = np.where(total > 0, 2.0 * inter / np.maximum(total, 1),
                              conventions.dice_both_empty)
             finite = ~np.isnan(d)
-            hd = hausdorff_3d(_pool(pred, factor), pooled_truth,
-                              empty_score=conventions.hausdorff_both_empty)
-            rows.append((float(thr), int(size), float(d[finite].sum()), int(finite.sum()),
-                         0.0 if math.isnan(hd) else float(hd), 0 if math.isnan(hd) else 1))
-    return rows
+            pooled = _pool(pred, factor)
+            digest = hashlib.sha1(np.packbits(pooled).tobytes()).digest()
+            if digest not in hd_memo:
+                hd_memo[digest] = hausdorff_3d(pooled, pooled_truth,
+                                               empty_score=conventions.hausdorff_both_empty)
+            hd = hd_memo[digest]
+            found[(float(thr), int(size))] = (
+                float(d[finite].sum()), int(finite.sum()),
+                0.0 if math.isnan(hd) else float(hd), 0 if math.isnan(hd) else 1)
+    return [(float(thr), int(size), *found[(float(thr), int(size))])
+            for size in min_sizes for thr in grid]
 
 
 _STATS_COLUMNS = ["class", "threshold", "min_size", "dice_sum", "dice_n", "hd_sum", "hd_n"]
