@@ -158,9 +158,12 @@ class DatasetIndex:
         return sorted({s.case for s in self.scans}, key=natural_key)
 
     def keys_of(self, cases: Sequence[str]) -> list[str]:
-        """Keys of the scans of ``cases`` (index order)."""
-        wanted = set(cases)
-        return [s.key for s in self.scans if s.case in wanted]
+        """Keys of the scans of ``cases``, case by case in the order given (a split's
+        order, which sets the order of a training sample), scans in index order."""
+        by_case: dict[str, list[str]] = {}
+        for s in self.scans:
+            by_case.setdefault(s.case, []).append(s.key)
+        return [k for c in dict.fromkeys(cases) for k in by_case.get(c, [])]
 
     def ref(self, key: str) -> ScanRef:
         return self._sources[key].ref
