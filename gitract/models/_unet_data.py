@@ -142,6 +142,33 @@ def _check_size(image_size) -> tuple[int, int]:
     return rows, cols
 
 
+def prepare_volume(
+    image: NDArray,
+    *,
+    image_size: int | tuple[int, int] = 256,
+    percentiles: tuple[float, float] = (0.5, 99.5),
+) -> NDArray[np.float32]:
+    """One stack normalised as a volume and each slice resized: (S, rows, cols) float32.
+
+    The 2.5D input of slice ``i`` is ``volume[neighbour_indices(...)[i]]``: stacking after
+    resizing gives exactly :func:`prepare_images` (resizing acts per channel), so a stack
+    can be stored once, one channel per slice.
+    """
+    size = _check_size(image_size)
+    image = np.asarray(image)
+    if image.size and float(np.ptp(image)) == 0.0:
+        # A constant stack (e.g. blank padding slices) has nothing to normalise; as in
+        # gitract.evaluation.normalize_stack it becomes zeros instead of an error.
+        vol = np.zeros(image.shape, np.float32)
+    else:
+        vol = normalize_intensity(image, lower=percentiles[0], upper=percentiles[1])
+    out = np.empty((vol.shape[0], *size), dtype=np.float32)
+    for i in range(vol.shape[0]):
+        r = vol[i] if vol.shape[1:3] == size else resize_to(vol[i], size, order=1)
+        out[i] = np.clip(r, 0.0, 1.0)
+    return out
+
+
 def prepare_images(
     image: NDArray,
     slice_numbers: Sequence[int],
@@ -150,7 +177,7 @@ def prepare_images(
     image_size: int | tuple[int, int] = 256,
     percentiles: tuple[float, float] = (0.5, 99.5),
 ) -> NDArray[np.float32]:
-    """Network input of one stack: normalise per volume, stack 2.5D, resize.
+    """Network input of one stack: normalise per volume, resize, stack 2.5D.
 
     Parameters
     ----------
@@ -169,20 +196,13 @@ def prepare_images(
     ndarray of shape (S, K, rows, cols), dtype float32, values in [0, 1]
         Channel-first, ready for a torch tensor.
     """
-    size = _check_size(image_size)
     image = np.asarray(image)
-    if image.size and float(np.ptp(image)) == 0.0:
-        # A constant stack (e.g. blank padding slices) has nothing to normalise; as in
-        # gitract.evaluation.normalize_stack it becomes zeros instead of an error.
-        vol = np.zeros(image.shape, np.float32)
-    else:
-        vol = normalize_intensity(image, lower=percentiles[0], upper=percentiles[1])
-    x = stack_25d(vol, slice_numbers, offsets=offsets)
-    out = np.empty((x.shape[0], x.shape[3], *size), dtype=np.float32)
-    for i in range(x.shape[0]):
-        r = x[i] if x.shape[1:3] == size else resize_to(x[i], size, order=1)
-        out[i] = np.moveaxis(np.clip(r, 0.0, 1.0), -1, 0)
-    return out
+    if len(slice_numbers) != image.shape[0]:
+        raise ValueError(
+            f"slice_numbers has {len(slice_numbers)} entries for {image.shape[0]} slices")
+    volume = prepare_volume(image, image_size=image_size, percentiles=percentiles)
+    idx = neighbour_indices(slice_numbers, offsets=offsets)
+    return np.ascontiguousarray(volume[idx], dtype=np.float32)
 
 
 def prepare_masks(

@@ -42,6 +42,7 @@ from gitract.models._unet_data import (
     neighbour_indices,
     prepare_images,
     prepare_masks,
+    prepare_volume,
     resize_proba_back,
     stack_25d,
 )
@@ -296,22 +297,23 @@ class _Threads:
 
 
 class SliceFiles(Dataset):
-    """(input, target) slices of prepared per-stack ``.npy`` files, read one slice per
-    item through a memory map (the pages are released with the map)."""
+    """(input, target) slices of prepared per-stack ``.npy`` files: a (S, rows, cols)
+    volume, (S, C, rows, cols) uint8 masks and the (S, K) 2.5D neighbour positions. Each
+    item reads its channels through a memory map (the pages are released with the map)."""
 
-    def __init__(self, files: Sequence[tuple[str, str, int]]) -> None:
+    def __init__(self, files: Sequence[tuple[str, str, NDArray]]) -> None:
         self.files = list(files)
-        self.starts = np.cumsum([0] + [n for _, _, n in self.files])
+        self.starts = np.cumsum([0] + [len(n) for _, _, n in self.files])
 
     def __len__(self) -> int:
         return int(self.starts[-1])
 
     def __getitem__(self, i: int):
         f = int(np.searchsorted(self.starts, i, side="right") - 1)
-        x_path, y_path, _ = self.files[f]
+        x_path, y_path, neighbours = self.files[f]
         j = i - int(self.starts[f])
-        x = np.array(np.load(x_path, mmap_mode="r")[j])
-        y = np.array(np.load(y_path, mmap_mode="r")[j])
+        x = np.array(np.load(x_path, mmap_mode="r")[neighbours[j]], dtype=np.float32)
+        y = np.array(np.load(y_path, mmap_mode="r")[j], dtype=np.float32)
         return torch.from_numpy(x), torch.from_numpy(y)
 
 
@@ -385,11 +387,15 @@ class UNetSegmenter:
                 classes = tuple(stack.classes)
             elif tuple(stack.classes) != classes:
                 raise ValueError(f"{name}: stack {stack.key!r} classes {stack.classes} != {classes}")
+            # One channel per slice (2.5D neighbours are picked per item) and uint8 masks:
+            # exactly the arrays of prepare_images / prepare_masks, a quarter of the disk.
             x_path, y_path = folder / f"{i}_x.npy", folder / f"{i}_y.npy"
-            np.save(x_path, np.ascontiguousarray(self._inputs(stack), dtype=np.float32))
-            np.save(y_path, np.ascontiguousarray(
-                prepare_masks(stack.masks, image_size=self.config.image_size), dtype=np.float32))
-            files.append((str(x_path), str(y_path), stack.n_slices))
+            np.save(x_path, prepare_volume(stack.image, image_size=self.config.image_size,
+                                           percentiles=self.config.percentiles))
+            np.save(y_path, prepare_masks(stack.masks, image_size=self.config.image_size)
+                    .astype(np.uint8))
+            neighbours = neighbour_indices(stack.slice_numbers, offsets=self.config.offsets)
+            files.append((str(x_path), str(y_path), neighbours))
         if classes is None:
             raise ValueError(f"{name} must be a non-empty list of SliceStack, got {stacks!r:.80}")
         return files, classes
@@ -453,7 +459,7 @@ class UNetSegmenter:
         self.device_ = next(net.parameters()).device
         self.classes_ = classes
         self.history_ = history
-        self.n_train_slices_ = int(sum(n for _, _, n in train_files))
+        self.n_train_slices_ = int(sum(len(n) for _, _, n in train_files))
         self.fit_seconds_ = time.perf_counter() - t0
         return self
 

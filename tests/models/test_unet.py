@@ -361,3 +361,16 @@ def test_cli_train_and_predict(tmp_path):
     assert list(sub.columns) == ["id", "class", "predicted"]
     n = sum(s.n_slices for s in read_kaggle_dataset(data))
     assert len(sub) == 3 * n
+
+
+def test_prepared_volume_with_neighbours_is_exactly_the_25d_input():
+    """The U-Net stores one channel per slice and picks 2.5D neighbours per item: the
+    same arrays as stacking first, bit for bit."""
+    from gitract.models._unet_data import neighbour_indices, prepare_volume
+
+    gen = np.random.default_rng(0)
+    image = (gen.random((6, 62, 75)) * 1000).astype(np.float32)
+    numbers = [3, 4, 5, 7, 8, 9]
+    ref = prepare_images(image, numbers, image_size=32)
+    vol = prepare_volume(image, image_size=32)
+    np.testing.assert_array_equal(vol[neighbour_indices(numbers, offsets=(-2, 0, 2))], ref)
