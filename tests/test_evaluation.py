@@ -194,3 +194,33 @@ def test_train_errors(stacks):
         train_block_track([empty], _config())
     with pytest.raises(ValueError, match="at least one"):
         train_block_track([], _config())
+
+
+def test_max_train_blocks_caps_the_sample_and_keeps_it_seeded(stacks):
+    from gitract.evaluation import training_rows
+
+    full = train_block_track(stacks[:3], _config())
+    n_slices = sum(s.n_slices for s in stacks[:3])
+    capped = train_block_track(stacks[:3], _config(max_train_blocks=60))
+    per_slice = -(-60 // n_slices)
+    assert capped.n_train_blocks <= per_slice * n_slices < full.n_train_blocks
+    again = train_block_track(stacks[:3], _config(max_train_blocks=60))
+    assert capped.class_counts == again.class_counts
+    # The cap is per slice, from the track's whole training set: a scan read alone
+    # (as the streaming engine reads it) keeps the same rows.
+    X, y, _ = training_rows(stacks[0], _config(max_train_blocks=60), n_train_slices=n_slices)
+    assert len(y) <= per_slice * stacks[0].n_slices
+    with pytest.raises(ValueError, match="max_train_blocks"):
+        _config(max_train_blocks=0)
+
+
+def test_parallel_config_is_validated_before_any_data():
+    from gitract.config import config_from_dict
+
+    with pytest.raises(ValueError, match="n_jobs"):
+        config_from_dict({"parallel": {"n_jobs": 0}})
+    with pytest.raises(ValueError, match="backend"):
+        config_from_dict({"parallel": {"backend": "spark"}})
+    with pytest.raises(ValueError, match="unknown key 'workers'"):
+        config_from_dict({"parallel": {"workers": 2}})
+    assert config_from_dict({"parallel": {"n_jobs": 3}}).parallel.n_jobs == 3
