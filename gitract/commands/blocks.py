@@ -154,7 +154,6 @@ def evaluate_and_print(args, config) -> int:
 
 
 def _train(args) -> int:
-    import numpy as np
 
     from gitract.evaluation import save_block_track, train_block_track
     from gitract.postprocessing import tune_thresholds
@@ -162,8 +161,9 @@ def _train(args) -> int:
     config = _config(args)
     stacks = load_stacks(args.data, args.path, args.every)
     cases = sorted({s.case for s in stacks})
-    gen = np.random.default_rng(args.seed)
-    val = set(gen.choice(cases, size=args.n_val, replace=False).tolist()) if args.n_val else set()
+    from gitract.data.splits import holdout_cases
+
+    val = set(holdout_cases(cases, n_val=args.n_val, random_state=args.seed))
     train = [s for s in stacks if s.case not in val]
     val_stacks = [s for s in stacks if s.case in val]
     track = train_block_track(train, config)

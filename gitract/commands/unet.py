@@ -78,7 +78,6 @@ def _config(args):
 
 
 def _train(args) -> int:
-    import numpy as np
 
     from gitract.data.loaders import load_dataset
     from gitract.models.unet import UNetSegmenter
@@ -90,8 +89,9 @@ def _train(args) -> int:
     cases = sorted({s.case for s in stacks})
     if args.n_val >= len(cases):
         raise SystemExit(f"error: --n-val {args.n_val} leaves no training case of {len(cases)}")
-    gen = np.random.default_rng(args.seed)
-    val = set(gen.choice(cases, size=args.n_val, replace=False).tolist()) if args.n_val else set()
+    from gitract.data.splits import holdout_cases
+
+    val = set(holdout_cases(cases, n_val=args.n_val, random_state=args.seed))
     train = [s for s in stacks if s.case not in val]
     val_stacks = [s for s in stacks if s.case in val]
     seg = UNetSegmenter(config).fit(train, val_stacks or None)

@@ -11,6 +11,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from gitract.data.record import SliceStack
+from gitract.data.splits import case_folds, fixed_case_split  # noqa: F401 (re-exported)
 from gitract.evaluation._config import BlockTrackConfig
 from gitract.evaluation._track import train_block_track
 from gitract.metrics import MetricConventions, ScoreResult, score_stacks
@@ -164,60 +165,6 @@ def evaluate_block_track(
         ms_per_slice=test_proba.ms_per_slice, n_train_blocks=track.n_train_blocks,
         model_bytes=track.model_bytes, proba=dict(test_proba) if keep_proba else {},
     )
-
-
-def case_folds(
-    cases: Sequence[str], *, n_folds: int, n_val: int = 1, random_state: int = 0
-) -> list[tuple[list[str], list[str], list[str]]]:
-    """Leave-cases-out folds ``(train, val, test)``: every case is a test case once.
-
-    The outer split is ``gitract.data.splits.make_case_splits`` (GroupKFold over
-    cases); inside each fold ``n_val`` of the remaining cases, drawn with the seed,
-    validate the thresholds and the rest train.
-
-    Examples
-    --------
-    >>> folds = case_folds([f"c{i}" for i in range(5)], n_folds=5)
-    >>> sorted(c for _, _, test in folds for c in test)
-    ['c0', 'c1', 'c2', 'c3', 'c4']
-    >>> [len(t) for t, _, _ in folds]
-    [3, 3, 3, 3, 3]
-    """
-    from gitract.data.splits import make_case_splits
-
-    outer = make_case_splits(cases, n_folds=n_folds, n_test=0, random_state=random_state)
-    gen = np.random.default_rng(random_state)
-    folds = []
-    for fold in outer["folds"]:
-        rest = list(fold["train"])
-        if n_val >= len(rest):
-            raise ValueError(f"n_val={n_val} leaves no training case among {len(rest)} cases")
-        val = sorted(gen.choice(rest, size=n_val, replace=False).tolist()) if n_val else []
-        train = sorted(c for c in rest if c not in val)
-        folds.append((train, val, sorted(fold["val"])))
-    return folds
-
-
-def fixed_case_split(
-    cases: Sequence[str], *, n_test: int, n_val: int = 1, random_state: int = 0
-) -> tuple[list[str], list[str], list[str]]:
-    """One ``(train, val, test)`` split of case ids (seeded).
-
-    Examples
-    --------
-    >>> train, val, test = fixed_case_split([f"c{i}" for i in range(6)], n_test=2)
-    >>> len(train), len(val), len(test)
-    (3, 1, 2)
-    """
-    from gitract.data.splits import make_case_splits
-
-    s = make_case_splits(cases, n_folds=0, n_test=n_test, random_state=random_state)
-    rest = sorted(s["folds"][0]["train"] + s["folds"][0]["val"])
-    if n_val >= len(rest):
-        raise ValueError(f"n_val={n_val} leaves no training case among {len(rest)} cases")
-    gen = np.random.default_rng(random_state)
-    val = sorted(gen.choice(rest, size=n_val, replace=False).tolist()) if n_val else []
-    return [c for c in rest if c not in val], val, sorted(s["test"])
 
 
 def cross_validate_block_track(
