@@ -1,44 +1,18 @@
-"""Block features: what a block classifier sees of the block centred at each pixel.
-
-Two featurizers share one interface (``prepare`` / ``transform_prepared`` /
-``transform`` / ``feature_names``):
-
-- ``"raw"`` (:class:`RawBlockFeaturizer`): the flattened block pixels, as in the seed
-  project. Slow to fit and weak (FACTS.md: LightGBM took 3 min on 50k 33x33 blocks).
-- ``"filters"`` (:class:`FilterFeaturizer`, the default): dense filter responses computed
-  once per slice and read at the block centres, block statistics, coarse grids of
-  means inside and around the block, and the position of the block inside the body.
-  Local texture alone does not find these organs (FACTS.md: Dice 0.14), so most
-  features describe context at the block scale and beyond.
-
-Images are (H, W) float32 in [0, 1] (normalised per volume); ``X`` is float32.
-"""
+"""Dense filters, block statistics, context grids, body position (:class:`FilterFeaturizer`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from numpy.typing import NDArray
 from scipy import ndimage as ndi
-from skimage.filters import threshold_otsu
 
-from gitract.blocks import _check_centres, _check_image, check_block_size, extract_blocks
+from gitract.blocks import _check_centres, _check_image, check_block_size
+from gitract.features._body import BodyInfo, find_body
 
-__all__ = [
-    "FEATURIZER_KINDS",
-    "BodyInfo",
-    "FilterFeaturizer",
-    "RawBlockFeaturizer",
-    "find_body",
-    "make_featurizer",
-]
-
-FEATURIZER_KINDS: tuple[str, ...] = ("filters", "raw")
-
-_EPS = 1e-6
+__all__ = ["FilterFeaturizer"]
 
 
 def _odd(value: float) -> int:
@@ -46,116 +20,6 @@ def _odd(value: float) -> int:
     return n if n % 2 else n + 1
 
 
-# --------------------------------------------------------------------------- body
-@dataclass(frozen=True)
-class BodyInfo:
-    """Body outline of one slice and the summary statistics the features use.
-
-    Attributes
-    ----------
-    mask : ndarray of shape (H, W), dtype bool
-    signed_distance : ndarray of shape (H, W), dtype float32
-        Distance to the body edge in pixels, > 0 inside, < 0 outside.
-    bbox : (r0, c0, r1, c1)
-        Inclusive bounding box of the body.
-    centroid : (row, col)
-    mean, std : float
-        Intensity statistics inside the body.
-    """
-
-    mask: NDArray[np.bool_]
-    signed_distance: NDArray[np.float32]
-    bbox: tuple[int, int, int, int]
-    centroid: tuple[float, float]
-    mean: float
-    std: float
-
-
-def find_body(image: NDArray[np.floating], *, smooth_sigma: float = 2.0) -> BodyInfo:
-    """Body outline: smoothed image above half Otsu's threshold, largest component, holes filled.
-
-    Half of Otsu's threshold keeps dark tissue (fat or muscle at low intensity) inside
-    the body while the air around it stays out. Gas-filled bowel inside the body is
-    restored by hole filling. When nothing is found the whole slice is the body.
-
-    Parameters
-    ----------
-    image : ndarray of shape (H, W), float
-    smooth_sigma : float, default 2.0
-
-    Returns
-    -------
-    BodyInfo
-    """
-    image = np.asarray(image, dtype=np.float32)
-    smooth = ndi.gaussian_filter(image, smooth_sigma, truncate=3.0, mode="mirror")
-    body = np.zeros(image.shape, dtype=bool)
-    if float(smooth.max()) > float(smooth.min()):
-        body = smooth > 0.5 * threshold_otsu(smooth)
-        lab, n = ndi.label(body)
-        if n > 1:
-            sizes = np.bincount(lab.ravel())
-            sizes[0] = 0
-            body = lab == int(np.argmax(sizes))
-        body = ndi.binary_fill_holes(body)
-    if body.sum() < 16:
-        body = np.ones(image.shape, dtype=bool)
-    inside = ndi.distance_transform_edt(body)
-    outside = ndi.distance_transform_edt(~body) if not body.all() else np.zeros(body.shape)
-    signed = (inside - outside).astype(np.float32)
-    rr, cc = np.nonzero(body)
-    values = image[body]
-    return BodyInfo(
-        mask=body,
-        signed_distance=signed,
-        bbox=(int(rr.min()), int(cc.min()), int(rr.max()), int(cc.max())),
-        centroid=(float(rr.mean()), float(cc.mean())),
-        mean=float(values.mean()),
-        std=float(values.std()) + _EPS,
-    )
-
-
-# --------------------------------------------------------------------------- raw
-@dataclass
-class RawBlockFeaturizer:
-    """Flattened block pixels (``(bs // pixel_step) ** 2``-ish features per block).
-
-    Parameters
-    ----------
-    block_size : int, default 33
-    pixel_step : int, default 1
-        Keep every ``pixel_step``-th pixel of the block along each axis.
-    """
-
-    block_size: int = 33
-    pixel_step: int = 1
-
-    def __post_init__(self) -> None:
-        check_block_size(self.block_size)
-        if not isinstance(self.pixel_step, (int, np.integer)) or self.pixel_step < 1:
-            raise ValueError(f"pixel_step must be a positive int, got {self.pixel_step!r}")
-
-    def prepare(self, image: NDArray[np.floating]) -> NDArray[np.float32]:
-        """The image as float32 (nothing to precompute)."""
-        return _check_image(image).astype(np.float32, copy=False)
-
-    def transform_prepared(self, state: NDArray[np.float32], rows, cols) -> NDArray[np.float32]:
-        """``X`` of shape (n, n_features), float32, from :meth:`prepare`'s state."""
-        blocks = extract_blocks(state, rows, cols, block_size=self.block_size)
-        blocks = blocks[:, :: self.pixel_step, :: self.pixel_step]
-        return np.ascontiguousarray(blocks.reshape(len(blocks), -1), dtype=np.float32)
-
-    def transform(self, image: NDArray[np.floating], rows, cols) -> NDArray[np.float32]:
-        """``X`` of shape (n, n_features), float32, for the blocks centred at rows/cols."""
-        return self.transform_prepared(self.prepare(image), rows, cols)
-
-    def feature_names(self) -> list[str]:
-        """``px_{row}_{col}`` offsets from the block's top-left corner."""
-        kept = range(0, self.block_size, self.pixel_step)
-        return [f"px_{i}_{j}" for i in kept for j in kept]
-
-
-# --------------------------------------------------------------------------- filters
 @dataclass
 class _FilterState:
     shape: tuple[int, int]
@@ -378,28 +242,3 @@ class FilterFeaturizer:
     def transform(self, image: NDArray[np.floating], rows, cols) -> NDArray[np.float32]:
         """``transform_prepared(prepare(image), rows, cols)``."""
         return self.transform_prepared(self.prepare(image), rows, cols)
-
-
-def make_featurizer(
-    kind: str = "filters", *, block_size: int = 33, **params: Any
-) -> FilterFeaturizer | RawBlockFeaturizer:
-    """Featurizer by name.
-
-    Parameters
-    ----------
-    kind : {"filters", "raw"}
-    block_size : int, default 33
-    **params
-        Passed to :class:`FilterFeaturizer` or :class:`RawBlockFeaturizer`.
-
-    Examples
-    --------
-    >>> f = make_featurizer("raw", block_size=3)
-    >>> f.transform(np.zeros((4, 4), np.float32), np.array([0]), np.array([1])).shape
-    (1, 9)
-    """
-    if kind == "filters":
-        return FilterFeaturizer(block_size=block_size, **params)
-    if kind == "raw":
-        return RawBlockFeaturizer(block_size=block_size, **params)
-    raise ValueError(f"kind must be one of {FEATURIZER_KINDS}, got {kind!r}")

@@ -1,285 +1,49 @@
-"""The 2.5D U-Net track: ``UNetConfig``, the ``UNetSegmenter`` facade, augmentation.
-
-Data path (training and prediction alike):
-
-1. per-stack intensity normalisation (:func:`gitract.preprocessing.normalize_intensity`,
-   percentile clipping to [0, 1]);
-2. 2.5D input: each slice with its neighbours at ``offsets`` (by slice number; edge
-   slices repeated, the nearest available slice where a number is absent:
-   :func:`stack_25d`);
-3. resize to ``image_size`` (bilinear; masks nearest neighbour);
-4. the net returns one sigmoid per class (multilabel: masks overlap);
-5. prediction: probabilities resized back (bilinear) to each stack's own grid, giving
-   (S, H, W, C) float32 maps. The model stops there: thresholds, metrics and reports
-   belong to the evaluation layer (:func:`gitract.evaluation.evaluate_unet_track`), which
-   treats them exactly as the block classifiers' probability maps.
-
-Training uses BCE + soft Dice (:func:`gitract.models.train_torch.bce_dice_loss`), seeded
-augmentation (:func:`augment_batch`) and :func:`gitract.models.train_torch.fit_net`.
-"""
+"""The estimator-like facade of the U-Net track (:class:`UNetSegmenter`): fit, predict, save."""
 
 from __future__ import annotations
 
 import io
-import math
 import os
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, fields, replace
+from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 from numpy.typing import NDArray
-from torch.nn import functional as F
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
 from gitract.data.record import SliceStack
 from gitract.models._device import select_device
 from gitract.models._unet_data import (
-    check_offsets,
     neighbour_indices,
     prepare_images,
     prepare_masks,
     prepare_volume,
     resize_proba_back,
-    stack_25d,
 )
 from gitract.models.nets._unet import UNet
 from gitract.models.train_torch import (
     FitHistory,
-    TrainConfig,
     _autocast,
     fit_net,
     load_checkpoint,
     save_checkpoint,
 )
+from gitract.models.unet._augment import augment_batch
+from gitract.models.unet._config import UNetConfig
+from gitract.models.unet._slice_files import SliceFiles
 from gitract.utils._random import derive_seeds
 
-__all__ = [
-    "GPU_CONFIG",
-    "UNetConfig",
-    "UNetSegmenter",
-    "augment_batch",
-    "neighbour_indices",
-    "stack_25d",
-]
+__all__ = ["MODEL_FILE", "UNetSegmenter"]
 
 _FORMAT = "gitract.UNetSegmenter/1"
 #: Threshold-sweep settings that files of earlier versions kept in the model's config;
 #: thresholds belong to the evaluation layer now (:mod:`gitract.evaluation`).
 _TUNING_KEYS = ("threshold_grid", "min_sizes", "hausdorff_max_side")
 MODEL_FILE = "unet.pt"
-
-
-@dataclass(frozen=True)
-class UNetConfig:
-    """Everything that defines a U-Net track run (net, data path, training budget).
-
-    Parameters
-    ----------
-    image_size : int
-        Side of the square network grid; divisible by ``2**depth``.
-    base_channels, depth, up_mode, dropout
-        :class:`gitract.models.nets.UNet` options.
-    offsets : tuple of int
-        2.5D neighbour offsets by slice number (``len(offsets)`` input channels).
-    percentiles : (float, float)
-        Per-stack intensity clipping percentiles.
-    batch_size : int
-    lr, weight_decay, scheduler, monitor, patience, bce_weight, grad_clip
-        :class:`gitract.models.train_torch.TrainConfig` options.
-    max_steps : int or None
-    max_epochs : int or None
-        Training budget in optimiser steps and/or epochs (reproducible: a seed gives the
-        same weights on any machine of the same kind).
-    max_minutes : float or None
-        Wall-clock guard; when it fires, ``history_.stopped`` is ``"max_minutes"`` and the
-        comparison report says so. Alone it is the budget (machine-dependent).
-    augment : bool
-        Seeded augmentation of training batches (:func:`augment_batch`).
-    hflip, vflip : float
-        Flip probabilities (left-right flips are on: organs sit on either side across
-        patients less than they vary in shape, and the small data needs the variety;
-        up-down flips are off by default).
-    rotate, scale, shift : float
-        Affine ranges: +-degrees, +-relative scale, +-fraction of the side.
-    gamma, brightness, contrast : float
-        Intensity ranges: gamma in ``[1/(1+gamma), 1+gamma]``, +-brightness, +-contrast.
-    tta : bool
-        Average the prediction with that of the left-right flipped input.
-    device : str
-        ``"auto"`` (cuda -> mps -> cpu) or a torch device name.
-    amp : bool
-        Mixed precision on CUDA (ignored on the CPU).
-    deterministic : bool
-        ``torch.use_deterministic_algorithms`` during training.
-    num_threads : int or None
-        torch intra-op threads during fit and predict (None: leave torch's setting).
-    predict_batch_size : int
-    loader_workers : int
-        DataLoader worker processes reading the prepared training slices (0: in this
-        process); the batches, and so the weights, do not depend on it.
-    random_state : int
-        The single seed (net initialisation, shuffling, augmentation).
-    progress : bool
-        tqdm progress bars.
-    """
-
-    image_size: int = 256
-    base_channels: int = 16
-    depth: int = 3
-    up_mode: str = "transpose"
-    dropout: float = 0.0
-    offsets: tuple[int, ...] = (-2, 0, 2)
-    percentiles: tuple[float, float] = (0.5, 99.5)
-    batch_size: int = 8
-    lr: float = 2e-3
-    weight_decay: float = 1e-4
-    scheduler: str = "cosine"
-    monitor: str = "val_dice"
-    patience: int | None = None
-    bce_weight: float = 0.5
-    grad_clip: float | None = None
-    max_epochs: int | None = 40
-    max_minutes: float | None = None
-    max_steps: int | None = None
-    augment: bool = True
-    hflip: float = 0.5
-    vflip: float = 0.0
-    rotate: float = 15.0
-    scale: float = 0.1
-    shift: float = 0.0625
-    gamma: float = 0.3
-    brightness: float = 0.1
-    contrast: float = 0.1
-    tta: bool = False
-    device: str = "auto"
-    amp: bool = True
-    deterministic: bool = False
-    num_threads: int | None = None
-    predict_batch_size: int = 8
-    loader_workers: int = 0
-    random_state: int = 0
-    progress: bool = True
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "offsets", check_offsets(self.offsets))
-        object.__setattr__(self, "percentiles", tuple(float(p) for p in self.percentiles))
-        for name in ("image_size", "base_channels", "depth", "batch_size", "predict_batch_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
-        if self.image_size % 2**self.depth:
-            raise ValueError(
-                f"image_size must be divisible by 2**depth={2**self.depth}, "
-                f"got {self.image_size!r}"
-            )
-        if isinstance(self.loader_workers, bool) or not isinstance(self.loader_workers, int) \
-                or self.loader_workers < 0:
-            raise ValueError(f"loader_workers must be an int >= 0, got {self.loader_workers!r}")
-        for name in ("hflip", "vflip"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"{name} must be a probability, got {getattr(self, name)!r}")
-        for name in ("rotate", "scale", "shift", "gamma", "brightness", "contrast"):
-            if not getattr(self, name) >= 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
-        self.train_config()  # validates the training options
-
-    def train_config(self, **overrides) -> TrainConfig:
-        """The :class:`TrainConfig` of this run."""
-        kw = {f.name: getattr(self, f.name) for f in fields(TrainConfig) if hasattr(self, f.name)}
-        kw.update(overrides)
-        return TrainConfig(**kw)
-
-    def to_dict(self) -> dict:
-        """JSON-ready dict (tuples as lists)."""
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
-
-    @classmethod
-    def from_dict(cls, data: Mapping) -> UNetConfig:
-        """Inverse of :meth:`to_dict`; unknown keys are an error naming the key."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown UNetConfig key(s) {unknown}")
-        kw = dict(data)
-        for key in ("offsets", "percentiles"):
-            if key in kw:
-                kw[key] = tuple(kw[key])
-        return cls(**kw)
-
-
-#: A larger configuration for a GPU (about 7.8 M parameters, mixed precision).
-GPU_CONFIG = UNetConfig(image_size=320, base_channels=32, depth=4, batch_size=16,
-                        max_epochs=100, lr=1e-3, device="auto", amp=True)
-
-
-def _uniform(n: int, low: float, high: float, gen: torch.Generator) -> torch.Tensor:
-    return low + (high - low) * torch.rand(n, generator=gen)
-
-
-def augment_batch(
-    x: torch.Tensor,
-    y: torch.Tensor,
-    generator: torch.Generator,
-    *,
-    hflip: float = 0.5,
-    vflip: float = 0.0,
-    rotate: float = 15.0,
-    scale: float = 0.1,
-    shift: float = 0.0625,
-    gamma: float = 0.3,
-    brightness: float = 0.1,
-    contrast: float = 0.1,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Random flips, affine transform and intensity change of a batch, seeded.
-
-    All random numbers come from ``generator`` (a CPU ``torch.Generator``), so a batch
-    is augmented the same way on every device. One affine map per sample moves the
-    image (bilinear) and its masks (bilinear, then thresholded at 0.5) together; the
-    intensity change (gamma, then contrast and brightness, clipped to [0, 1]) is the
-    same for all input channels of a sample.
-
-    Parameters
-    ----------
-    x : tensor of shape (N, K, H, W), float in [0, 1]
-    y : tensor of shape (N, C, H, W), float in {0, 1}
-    generator : torch.Generator
-    hflip, vflip, rotate, scale, shift, gamma, brightness, contrast
-        See :class:`UNetConfig`.
-
-    Returns
-    -------
-    (x, y) : new tensors of the same shapes
-    """
-    n = x.shape[0]
-    dev = x.device
-    flip_c = torch.where(torch.rand(n, generator=generator) < hflip, -1.0, 1.0)
-    flip_r = torch.where(torch.rand(n, generator=generator) < vflip, -1.0, 1.0)
-    angle = _uniform(n, -rotate, rotate, generator) * math.pi / 180.0
-    zoom = _uniform(n, 1.0 - scale, 1.0 + scale, generator)
-    t_c = _uniform(n, -shift, shift, generator) * 2.0
-    t_r = _uniform(n, -shift, shift, generator) * 2.0
-    g = torch.exp(_uniform(n, -math.log1p(gamma), math.log1p(gamma), generator))
-    c = _uniform(n, 1.0 - contrast, 1.0 + contrast, generator)
-    b = _uniform(n, -brightness, brightness, generator)
-    cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
-    # affine_grid maps output (col, row) in [-1, 1] to input coordinates.
-    theta = torch.stack([
-        torch.stack([cos * flip_c, -sin * flip_r, t_c], dim=1),
-        torch.stack([sin * flip_c, cos * flip_r, t_r], dim=1),
-    ], dim=1).to(dev, x.dtype)
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-    y = F.grid_sample(y, grid.to(y.dtype), mode="bilinear", padding_mode="zeros",
-                      align_corners=False)
-    y = (y > 0.5).to(y.dtype)
-    shape = (n, 1, 1, 1)
-    x = x.clamp(0.0, 1.0) ** g.view(shape).to(dev, x.dtype)
-    x = x * c.view(shape).to(dev, x.dtype) + b.view(shape).to(dev, x.dtype)
-    return x.clamp(0.0, 1.0), y
 
 
 class _Threads:
@@ -294,27 +58,6 @@ class _Threads:
     def __exit__(self, *exc) -> None:
         if self.old is not None:
             torch.set_num_threads(self.old)
-
-
-class SliceFiles(Dataset):
-    """(input, target) slices of prepared per-stack ``.npy`` files: a (S, rows, cols)
-    volume, (S, C, rows, cols) uint8 masks and the (S, K) 2.5D neighbour positions. Each
-    item reads its channels through a memory map (the pages are released with the map)."""
-
-    def __init__(self, files: Sequence[tuple[str, str, NDArray]]) -> None:
-        self.files = list(files)
-        self.starts = np.cumsum([0] + [len(n) for _, _, n in self.files])
-
-    def __len__(self) -> int:
-        return int(self.starts[-1])
-
-    def __getitem__(self, i: int):
-        f = int(np.searchsorted(self.starts, i, side="right") - 1)
-        x_path, y_path, neighbours = self.files[f]
-        j = i - int(self.starts[f])
-        x = np.array(np.load(x_path, mmap_mode="r")[neighbours[j]], dtype=np.float32)
-        y = np.array(np.load(y_path, mmap_mode="r")[j], dtype=np.float32)
-        return torch.from_numpy(x), torch.from_numpy(y)
 
 
 def _check_stacks(stacks: Sequence[SliceStack], name: str, *, labelled: bool) -> tuple[str, ...]:

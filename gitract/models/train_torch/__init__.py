@@ -1,0 +1,54 @@
+"""Epoch loop for segmentation nets: budgets, validation checkpointing, seeded runs.
+
+:func:`fit_net` trains any ``nn.Module`` that maps (N, K, H, W) inputs to (N, C, H, W)
+logits against (N, C, H, W) float targets in {0, 1} (multilabel: one sigmoid per class).
+
+- **Budget**: ``max_steps`` (optimiser steps) and/or ``max_epochs``, so that a seed gives
+  the same weights on every machine; ``max_minutes`` is a guard (checked after every
+  batch; a run that hits it validates the partial epoch and stops, and ``history.stopped``
+  says so). A time limit alone is allowed but makes the result machine-dependent.
+- **Checkpointing**: after every epoch the monitored value (``val_dice``, ``val_loss``
+  or ``train_loss``) is compared with the best so far; the best weights are kept in
+  memory (and written atomically to ``checkpoint_path`` when given) and restored at
+  the end.
+- **Mixed precision**: float16 autocast with a gradient scaler on CUDA only; the CPU
+  runs in float32.
+- **Reproducibility**: the DataLoader shuffles with its own seeded ``torch.Generator``
+  (:func:`make_loader`), augmentation draws from another seeded generator, and the
+  global torch RNG (dropout) is forked and seeded for the duration of the fit, so the
+  caller's global state is left as it was. On the CPU two runs with the same seed, data
+  and thread count give identical weights unless the ``max_minutes`` guard fires. The
+  cosine learning rate follows the share of the step (or epoch) budget used, never the
+  clock, when such a budget is given; ``history`` records how many steps and epochs ran
+  and why the run stopped.
+
+Submodules: ``_config`` (:class:`TrainConfig`, :class:`FitHistory`), ``_loss`` (loss and
+validation scores), ``_loader``, ``_loop`` (:func:`fit_net`) and ``_checkpoint`` (file io).
+The private helpers are re-exported here (``# noqa: F401``) for the code and tests that
+import them from this module.
+"""
+
+from __future__ import annotations
+
+from gitract.models.train_torch._checkpoint import load_checkpoint, save_checkpoint
+from gitract.models.train_torch._config import _MONITORS, FitHistory, TrainConfig  # noqa: F401
+from gitract.models.train_torch._loader import make_loader
+from gitract.models.train_torch._loop import (
+    _better,  # noqa: F401
+    _deterministic,  # noqa: F401
+    _progress,  # noqa: F401
+    _set_cosine_lr,  # noqa: F401
+    fit_net,
+)
+from gitract.models.train_torch._loss import _autocast, bce_dice_loss, evaluate_net  # noqa: F401
+
+__all__ = [
+    "FitHistory",
+    "TrainConfig",
+    "bce_dice_loss",
+    "evaluate_net",
+    "fit_net",
+    "load_checkpoint",
+    "make_loader",
+    "save_checkpoint",
+]

@@ -1,0 +1,154 @@
+"""Options and record of a training run: :class:`TrainConfig`, :class:`FitHistory`."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, fields
+
+__all__ = ["FitHistory", "TrainConfig"]
+
+_MONITORS = {"val_dice": "max", "val_loss": "min", "train_loss": "min"}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Options of :func:`fit_net`.
+
+    Parameters
+    ----------
+    max_epochs : int or None
+        Epoch budget (None: no epoch limit).
+    max_steps : int or None
+        Budget in optimiser steps (batches); with ``max_epochs`` the first reached ends
+        the run.
+    max_minutes : float or None
+        Wall-clock guard of the training loop in minutes (None: no time limit). With a
+        step or epoch budget it only stops a run that is too slow; alone it is the budget
+        (and the result then depends on the machine's speed).
+    lr, weight_decay : float
+        AdamW learning rate and weight decay.
+    scheduler : {"cosine", "none"}
+        Cosine decay of the learning rate to 1 % of ``lr``, set before every batch from
+        the share of the budget used: the larger of the step share (of ``max_steps``) and
+        the epoch share (of ``max_epochs``); the time share (of ``max_minutes``) only
+        when neither is given.
+    monitor : {"val_dice", "val_loss", "train_loss"}
+        Value that selects the checkpoint restored at the end; ``val_*`` falls back to
+        ``train_loss`` without a validation loader.
+    patience : int or None
+        Stop after this many epochs without improvement (None: never).
+    bce_weight : float
+        Loss = ``bce_weight * BCE + (1 - bce_weight) * soft Dice loss``.
+    grad_clip : float or None
+        Clip the gradient norm to this value.
+    device : str
+        ``"auto"`` (cuda -> mps -> cpu) or a torch device name.
+    amp : bool
+        Mixed precision (float16 autocast + grad scaler); used on CUDA only.
+    deterministic : bool
+        ``torch.use_deterministic_algorithms(True)`` during the fit (restored after).
+    random_state : int
+        Seed of the global torch RNG inside the fit (dropout) and of the augmentation.
+    checkpoint_path : str or None
+        Also write the best checkpoint there (atomically) whenever it improves.
+    progress : bool
+        tqdm progress bars (one per epoch).
+    """
+
+    max_epochs: int | None = 20
+    max_minutes: float | None = None
+    max_steps: int | None = None
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    scheduler: str = "cosine"
+    monitor: str = "val_dice"
+    patience: int | None = None
+    bce_weight: float = 0.5
+    grad_clip: float | None = None
+    device: str = "auto"
+    amp: bool = True
+    deterministic: bool = False
+    random_state: int = 0
+    checkpoint_path: str | None = None
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.max_epochs is None and self.max_minutes is None and self.max_steps is None:
+            raise ValueError("give max_steps, max_epochs and/or max_minutes, got none")
+        for name in ("max_epochs", "max_steps"):
+            value = getattr(self, name)
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or value < 1
+            ):
+                raise ValueError(f"{name} must be a positive int or None, got {value!r}")
+        if self.max_minutes is not None and not float(self.max_minutes) > 0:
+            raise ValueError(f"max_minutes must be > 0 or None, got {self.max_minutes!r}")
+        if self.monitor not in _MONITORS:
+            raise ValueError(f"monitor must be one of {sorted(_MONITORS)}, got {self.monitor!r}")
+        if self.scheduler not in ("cosine", "none"):
+            raise ValueError(f"scheduler must be 'cosine' or 'none', got {self.scheduler!r}")
+        if not 0.0 <= self.bce_weight <= 1.0:
+            raise ValueError(f"bce_weight must be in [0, 1], got {self.bce_weight!r}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr!r}")
+        if self.patience is not None and (not isinstance(self.patience, int) or self.patience < 1):
+            raise ValueError(f"patience must be a positive int or None, got {self.patience!r}")
+
+
+@dataclass
+class FitHistory:
+    """What :func:`fit_net` did.
+
+    Attributes
+    ----------
+    epochs : list of dict
+        One record per epoch: ``epoch`` (1-based), ``train_loss``, ``val_loss``,
+        ``val_dice`` (mean over classes of the hard Dice at 0.5 over the whole validation
+        set; classes absent from truth and prediction left out), ``val_dice_per_class``,
+        ``lr`` (at the last batch), ``seconds``, ``n_seen`` (training slices seen),
+        ``step`` (optimiser steps done by the end of the epoch).
+    monitor : str
+        The monitored value actually used.
+    best_epoch : int or None
+        Epoch whose weights were restored.
+    best_value : float or None
+    stopped : str
+        ``"max_steps"``, ``"max_epochs"``, ``"max_minutes"`` (the time guard fired) or
+        ``"patience"``.
+    steps : int
+        Optimiser steps done.
+    seconds : float
+        Wall-clock time of the loop.
+    device : str
+    amp : bool
+        Whether mixed precision was used.
+    """
+
+    epochs: list[dict] = field(default_factory=list)
+    monitor: str = "val_dice"
+    best_epoch: int | None = None
+    best_value: float | None = None
+    stopped: str = ""
+    steps: int = 0
+    seconds: float = 0.0
+    device: str = "cpu"
+    amp: bool = False
+
+    def to_dict(self) -> dict:
+        """JSON-ready copy (NaN becomes None)."""
+
+        def _clean(v):
+            if isinstance(v, float) and math.isnan(v):
+                return None
+            if isinstance(v, list):
+                return [_clean(x) for x in v]
+            if isinstance(v, dict):
+                return {k: _clean(x) for k, x in v.items()}
+            return v
+
+        return _clean(asdict(self))
+
+    @classmethod
+    def from_dict(cls, data: dict) -> FitHistory:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})

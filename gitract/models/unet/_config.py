@@ -1,0 +1,154 @@
+"""Settings of a U-Net track run: :class:`UNetConfig` and the larger :data:`GPU_CONFIG`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
+
+from gitract.models._unet_data import check_offsets
+from gitract.models.train_torch import TrainConfig
+
+__all__ = ["GPU_CONFIG", "UNetConfig"]
+
+
+@dataclass(frozen=True)
+class UNetConfig:
+    """Everything that defines a U-Net track run (net, data path, training budget).
+
+    Parameters
+    ----------
+    image_size : int
+        Side of the square network grid; divisible by ``2**depth``.
+    base_channels, depth, up_mode, dropout
+        :class:`gitract.models.nets.UNet` options.
+    offsets : tuple of int
+        2.5D neighbour offsets by slice number (``len(offsets)`` input channels).
+    percentiles : (float, float)
+        Per-stack intensity clipping percentiles.
+    batch_size : int
+    lr, weight_decay, scheduler, monitor, patience, bce_weight, grad_clip
+        :class:`gitract.models.train_torch.TrainConfig` options.
+    max_steps : int or None
+    max_epochs : int or None
+        Training budget in optimiser steps and/or epochs (reproducible: a seed gives the
+        same weights on any machine of the same kind).
+    max_minutes : float or None
+        Wall-clock guard; when it fires, ``history_.stopped`` is ``"max_minutes"`` and the
+        comparison report says so. Alone it is the budget (machine-dependent).
+    augment : bool
+        Seeded augmentation of training batches (:func:`augment_batch`).
+    hflip, vflip : float
+        Flip probabilities (left-right flips are on: organs sit on either side across
+        patients less than they vary in shape, and the small data needs the variety;
+        up-down flips are off by default).
+    rotate, scale, shift : float
+        Affine ranges: +-degrees, +-relative scale, +-fraction of the side.
+    gamma, brightness, contrast : float
+        Intensity ranges: gamma in ``[1/(1+gamma), 1+gamma]``, +-brightness, +-contrast.
+    tta : bool
+        Average the prediction with that of the left-right flipped input.
+    device : str
+        ``"auto"`` (cuda -> mps -> cpu) or a torch device name.
+    amp : bool
+        Mixed precision on CUDA (ignored on the CPU).
+    deterministic : bool
+        ``torch.use_deterministic_algorithms`` during training.
+    num_threads : int or None
+        torch intra-op threads during fit and predict (None: leave torch's setting).
+    predict_batch_size : int
+    loader_workers : int
+        DataLoader worker processes reading the prepared training slices (0: in this
+        process); the batches, and so the weights, do not depend on it.
+    random_state : int
+        The single seed (net initialisation, shuffling, augmentation).
+    progress : bool
+        tqdm progress bars.
+    """
+
+    image_size: int = 256
+    base_channels: int = 16
+    depth: int = 3
+    up_mode: str = "transpose"
+    dropout: float = 0.0
+    offsets: tuple[int, ...] = (-2, 0, 2)
+    percentiles: tuple[float, float] = (0.5, 99.5)
+    batch_size: int = 8
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    scheduler: str = "cosine"
+    monitor: str = "val_dice"
+    patience: int | None = None
+    bce_weight: float = 0.5
+    grad_clip: float | None = None
+    max_epochs: int | None = 40
+    max_minutes: float | None = None
+    max_steps: int | None = None
+    augment: bool = True
+    hflip: float = 0.5
+    vflip: float = 0.0
+    rotate: float = 15.0
+    scale: float = 0.1
+    shift: float = 0.0625
+    gamma: float = 0.3
+    brightness: float = 0.1
+    contrast: float = 0.1
+    tta: bool = False
+    device: str = "auto"
+    amp: bool = True
+    deterministic: bool = False
+    num_threads: int | None = None
+    predict_batch_size: int = 8
+    loader_workers: int = 0
+    random_state: int = 0
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "offsets", check_offsets(self.offsets))
+        object.__setattr__(self, "percentiles", tuple(float(p) for p in self.percentiles))
+        for name in ("image_size", "base_channels", "depth", "batch_size", "predict_batch_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if self.image_size % 2**self.depth:
+            raise ValueError(
+                f"image_size must be divisible by 2**depth={2**self.depth}, "
+                f"got {self.image_size!r}"
+            )
+        if isinstance(self.loader_workers, bool) or not isinstance(self.loader_workers, int) \
+                or self.loader_workers < 0:
+            raise ValueError(f"loader_workers must be an int >= 0, got {self.loader_workers!r}")
+        for name in ("hflip", "vflip"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be a probability, got {getattr(self, name)!r}")
+        for name in ("rotate", "scale", "shift", "gamma", "brightness", "contrast"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
+        self.train_config()  # validates the training options
+
+    def train_config(self, **overrides) -> TrainConfig:
+        """The :class:`TrainConfig` of this run."""
+        kw = {f.name: getattr(self, f.name) for f in fields(TrainConfig) if hasattr(self, f.name)}
+        kw.update(overrides)
+        return TrainConfig(**kw)
+
+    def to_dict(self) -> dict:
+        """JSON-ready dict (tuples as lists)."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> UNetConfig:
+        """Inverse of :meth:`to_dict`; unknown keys are an error naming the key."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown UNetConfig key(s) {unknown}")
+        kw = dict(data)
+        for key in ("offsets", "percentiles"):
+            if key in kw:
+                kw[key] = tuple(kw[key])
+        return cls(**kw)
+
+
+#: A larger configuration for a GPU (about 7.8 M parameters, mixed precision).
+GPU_CONFIG = UNetConfig(image_size=320, base_channels=32, depth=4, batch_size=16,
+                        max_epochs=100, lr=1e-3, device="auto", amp=True)
