@@ -1,0 +1,70 @@
+"""UW-Madison GI Tract (Kaggle) layout: ``train.csv`` RLE rows and 16-bit PNG slices.
+
+Layout::
+
+    DATA/train.csv                                    id,class,segmentation
+    DATA/train/case123/case123_day20/scans/slice_0065_266_266_1.50_1.50.png
+
+The file-name fields after ``slice_`` are the slice number, the width and height in
+pixels and the pixel width and height in mm, so an image has shape (height, width) and
+``spacing = (pixel height, pixel width)`` = (row, col) in mm.
+
+Reading (:func:`read_kaggle_dataset`) stops at the first problem with a
+:class:`~gitract.data.record.DataError` naming the file or row; validation
+(:func:`validate_kaggle_dataset`) runs the same checks but collects every problem.
+
+The code lives in private modules, one topic each: ``_files`` (file names, listing the
+PNGs, stack checks), ``_png`` (16-bit PNG I/O), ``_csv`` (the RLE CSV), ``_read``
+(:func:`read_kaggle_dataset`), ``_submission`` (RLE rows, submissions), ``_validate``
+(:func:`validate_kaggle_dataset`) and ``_problems`` (raise or collect).
+"""
+
+# Private names (``_x``) are re-exported too: other modules import them from here
+# (gitract.data.index builds its scan table with the same checks).
+from gitract.data.kaggle._csv import (
+    _ID_RE,  # noqa: F401
+    _decode,  # noqa: F401
+    _default_csv,  # noqa: F401
+    _match_rows,  # noqa: F401
+    _read_csv,  # noqa: F401
+    _write_csv,  # noqa: F401
+    write_train_csv,
+)
+from gitract.data.kaggle._files import (
+    _FOLDER_RE,  # noqa: F401
+    _IMAGE_COLUMNS,  # noqa: F401
+    _NAME_RE,  # noqa: F401
+    _NUM,  # noqa: F401
+    _check_images,  # noqa: F401
+    _natural,  # noqa: F401
+    _scan,  # noqa: F401
+    kaggle_png_name,
+    scan_kaggle_images,
+)
+from gitract.data.kaggle._png import (
+    _PNG_SIGNATURE,  # noqa: F401
+    _png_header,  # noqa: F401
+    read_kaggle_png,
+    write_kaggle_png,
+)
+from gitract.data.kaggle._problems import _Problems  # noqa: F401
+from gitract.data.kaggle._read import read_kaggle_dataset
+from gitract.data.kaggle._submission import stacks_to_rle_frame, write_submission
+from gitract.data.kaggle._validate import (
+    ValidationReport,
+    _counts,  # noqa: F401
+    validate_kaggle_dataset,
+)
+
+__all__ = [
+    "ValidationReport",
+    "kaggle_png_name",
+    "read_kaggle_dataset",
+    "read_kaggle_png",
+    "scan_kaggle_images",
+    "stacks_to_rle_frame",
+    "validate_kaggle_dataset",
+    "write_kaggle_png",
+    "write_submission",
+    "write_train_csv",
+]

@@ -1,0 +1,163 @@
+"""Kaggle-layout file names and folders: listing the slice PNGs by their paths."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from gitract.data.kaggle._problems import _Problems
+
+_NUM = r"(\d+(?:\.\d+)?)"
+_NAME_RE = re.compile(rf"^slice_(\d+)_(\d+)_(\d+)_{_NUM}_{_NUM}\.png$")
+_FOLDER_RE = re.compile(r"^(case\d+)_(day\d+)$")
+
+_IMAGE_COLUMNS = [
+    "id",
+    "case",
+    "day",
+    "slice",
+    "path",
+    "width",
+    "height",
+    "spacing_row",
+    "spacing_col",
+]
+
+
+def kaggle_png_name(
+    slice_number: int, shape: tuple[int, int], spacing: tuple[float, float]
+) -> str:
+    """File name of one slice: ``slice_NNNN_W_H_PW_PH.png``.
+
+    Parameters
+    ----------
+    slice_number : int
+    shape : (int, int)
+        (height, width) of the image.
+    spacing : (float, float)
+        (row, col) pixel spacing in mm, i.e. (pixel height, pixel width).
+
+    Examples
+    --------
+    >>> kaggle_png_name(65, (310, 360), (1.5, 1.63))
+    'slice_0065_360_310_1.63_1.50.png'
+    """
+    (h, w), (sr, sc) = shape, spacing
+    size = f"{int(w)}_{int(h)}_{float(sc):.2f}_{float(sr):.2f}"
+    return f"slice_{int(slice_number):04d}_{size}.png"
+
+
+def _scan(root: Path, problems: _Problems) -> pd.DataFrame:
+    if not root.is_dir():
+        problems(f"{root}: images folder does not exist")
+        return pd.DataFrame(columns=_IMAGE_COLUMNS)
+    files = {p for p in root.rglob("*.png") if p.is_file()}
+    files |= {p for p in root.glob("*/*/scans/*") if p.is_file()}
+    records = []
+    for path in sorted(files):
+        if any(part.startswith(".") for part in path.relative_to(root).parts):
+            continue
+        m = _NAME_RE.match(path.name)
+        if m is None:
+            problems(f"{path}: file name does not match 'slice_NNNN_W_H_PW_PH.png'")
+            continue
+        folder = _FOLDER_RE.match(path.parent.parent.name)
+        rel = path.relative_to(root).parts
+        if (
+            len(rel) != 4
+            or path.parent.name != "scans"
+            or folder is None
+            or path.parent.parent.parent.name != folder.group(1)
+        ):
+            problems(f"{path}: not at <images>/caseN/caseN_dayM/scans/<file>")
+            continue
+        case, day = folder.group(1), folder.group(2)
+        records.append(
+            (
+                f"{case}_{day}_slice_{m.group(1)}",
+                case,
+                day,
+                int(m.group(1)),
+                path,
+                int(m.group(2)),
+                int(m.group(3)),
+                float(m.group(5)),
+                float(m.group(4)),
+            )
+        )
+    return pd.DataFrame.from_records(records, columns=_IMAGE_COLUMNS)
+
+
+def scan_kaggle_images(
+    data_dir: str | Path, *, images_subdir: str = "train"
+) -> pd.DataFrame:
+    """List the slice PNGs of a Kaggle-layout folder from their paths alone.
+
+    Parameters
+    ----------
+    data_dir : path
+        Dataset root holding ``<images_subdir>/caseN/caseN_dayM/scans/*.png``.
+    images_subdir : str
+        ``"train"`` or ``"test"``.
+
+    Returns
+    -------
+    DataFrame
+        One row per PNG, sorted by path: ``id, case, day, slice`` (int), ``path``,
+        ``width, height`` (pixels) and ``spacing_row, spacing_col`` (mm).
+
+    Raises
+    ------
+    DataError
+        Missing folder, or a file whose name or place does not match the layout (named).
+    """
+    return _scan(Path(data_dir) / images_subdir, _Problems(strict=True))
+
+
+def _check_images(images: pd.DataFrame, problems: _Problems) -> pd.DataFrame:
+    """Duplicate slices, gaps and mixed sizes; returns the images of sound case-days."""
+    bad: set[tuple[str, str]] = set()
+    dup = images.duplicated(["case", "day", "slice"], keep=False)
+    for (case, day, number), group in images[dup].groupby(["case", "day", "slice"]):
+        problems(
+            f"{case}_{day}: duplicate slice {number}: "
+            + ", ".join(str(p) for p in group["path"])
+        )
+        bad.add((case, day))
+    for (case, day), group in images.groupby(["case", "day"], sort=False):
+        numbers = np.unique(group["slice"].to_numpy())
+        missing = np.setdiff1d(np.arange(numbers[0], numbers[-1] + 1), numbers)
+        folder = group["path"].iloc[0].parent
+        if missing.size:
+            shown = ", ".join(map(str, missing[:10].tolist())) + (
+                " ..." if missing.size > 10 else ""
+            )
+            problems(
+                f"{folder}: gap in the slice stack: missing slice(s) {shown} "
+                f"between {numbers[0]} and {numbers[-1]}"
+            )
+            bad.add((case, day))
+        sizes = sorted(set(zip(group["width"], group["height"], strict=True)))
+        if len(sizes) > 1:
+            problems(
+                f"{folder}: mixed image sizes (WxH) "
+                + ", ".join(f"{w}x{h}" for w, h in sizes)
+            )
+            bad.add((case, day))
+        spacings = sorted(
+            set(zip(group["spacing_row"], group["spacing_col"], strict=True))
+        )
+        if len(spacings) > 1:
+            problems(f"{folder}: mixed pixel spacings (row, col mm) {spacings}")
+            bad.add((case, day))
+    keep = [
+        (c, d) not in bad for c, d in zip(images["case"], images["day"], strict=True)
+    ]
+    return images[np.asarray(keep, dtype=bool)]
+
+
+def _natural(text: str) -> tuple:
+    return tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", text))
