@@ -1,0 +1,61 @@
+"""Segmentation metrics of the UW-Madison GI Tract competition.
+
+The competition score is ``0.4 * Dice + 0.6 * (1 - Hausdorff)``:
+
+* Dice is computed per (slice, class) row and averaged over all rows;
+* the 3D Hausdorff distance is computed per (case-day, class) volume on voxel coordinates
+  divided by the volume shape ``(S, H, W)`` axis by axis, divided by ``sqrt(3)`` so that
+  it lies in [0, 1], and averaged over all volumes.
+
+Means are taken over *rows* (not per class and then averaged), as the competition
+grader does; :attr:`ScoreResult.per_class` gives each class's own mean and score.
+
+Empty masks follow :class:`MetricConventions`. The defaults are those of the public
+re-implementation of the grader: a pair where both masks are empty is left out of the
+mean (NaN), one side empty gives Dice 0 and Hausdorff 1.
+
+Hausdorff distances are exact: the directed distance ``A -> B`` is the largest value of
+the exact Euclidean distance transform of ``not B`` (anisotropic sampling ``1/S, 1/H,
+1/W``) over the voxels of ``A``, computed on the bounding box of ``A | B`` only; this
+equals ``scipy.spatial.distance.directed_hausdorff`` on normalised coordinates.
+
+The code lives in private modules, one topic each: ``_overlap`` (Dice, IoU),
+``_distance`` (Hausdorff, centroid distance), ``_conventions`` (weights, empty-mask
+rules), ``_volumes`` (one case-day in long format), ``_score`` (:func:`score_stacks`)
+and ``_submission`` (:func:`decode_submission`).
+"""
+
+# Private names (``_x``) and the weights are re-exported too, as before the split.
+from gitract.metrics._conventions import (
+    DICE_WEIGHT,  # noqa: F401
+    HAUSDORFF_WEIGHT,  # noqa: F401
+    MetricConventions,
+)
+from gitract.metrics._distance import (
+    _KDTREE_FRACTION,  # noqa: F401
+    _bounding_box,  # noqa: F401
+    _directed_max,  # noqa: F401
+    centroid_distance_mm,
+    hausdorff_3d,
+)
+from gitract.metrics._overlap import _check_pair, dice, iou  # noqa: F401
+from gitract.metrics._score import (
+    ScoreResult,
+    _mean,  # noqa: F401
+    _score,  # noqa: F401
+    score_stacks,
+)
+from gitract.metrics._submission import decode_submission
+from gitract.metrics._volumes import _score_volume, score_volumes  # noqa: F401
+
+__all__ = [
+    "MetricConventions",
+    "ScoreResult",
+    "centroid_distance_mm",
+    "decode_submission",
+    "dice",
+    "hausdorff_3d",
+    "iou",
+    "score_stacks",
+    "score_volumes",
+]
