@@ -9,6 +9,13 @@ from dataclasses import replace
 from gitract.data.phantom import PhantomConfig, write_phantom
 
 
+def _n_jobs(text: str) -> int:
+    value = int(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError(f"must be a non-zero int, got {text!r}")
+    return value
+
+
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     """Add the ``phantom`` subcommand's arguments."""
     default = PhantomConfig()
@@ -25,6 +32,12 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         "--slices", type=int, default=default.n_slices, help="slices per scan"
     )
     parser.add_argument("--seed", type=int, default=default.seed, help="generator seed")
+    parser.add_argument(
+        "--n-jobs",
+        type=_n_jobs,
+        default=1,
+        help="worker processes, one case each (-1: every core); same bytes whatever N",
+    )
     parser.add_argument(
         "--overwrite",
         action="store_true",
@@ -43,7 +56,9 @@ def run(args: argparse.Namespace) -> int:
     )
     start = time.perf_counter()
     try:
-        out = write_phantom(args.out_dir, config, overwrite=args.overwrite)
+        out = write_phantom(
+            args.out_dir, config, overwrite=args.overwrite, n_jobs=args.n_jobs
+        )
     except FileExistsError as exc:
         print(f"error: {exc}")
         return 1

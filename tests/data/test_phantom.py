@@ -103,6 +103,28 @@ def test_same_seed_same_bytes_other_seed_differs(tmp_path, tiny_dir):
     )
 
 
+def _files(root: Path) -> list[Path]:
+    return sorted(p.relative_to(root) for p in root.rglob("*") if p.is_file())
+
+
+def test_parallel_write_gives_the_same_bytes(tmp_path):
+    # three cases over two workers: rows come back from both and must join in order
+    config = replace(TINY, n_cases=3, n_slices=5)
+    one = write_phantom(tmp_path / "one", config, n_jobs=1)
+    two = write_phantom(tmp_path / "two", config, n_jobs=2)
+    files = _files(one)
+    assert len(files) == 3 * 2 * 5 + 2 and files == _files(two)
+    assert all(filecmp.cmp(one / f, two / f, shallow=False) for f in files)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["one", "two"]
+
+
+@pytest.mark.parametrize("n_jobs", [0, 1.5, True, "2"])
+def test_write_rejects_bad_n_jobs(tmp_path, n_jobs):
+    with pytest.raises(ValueError, match="n_jobs"):
+        write_phantom(tmp_path / "out", TINY, n_jobs=n_jobs)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_organs_are_continuous_and_absent_from_end_slices():
     # near-default geometry (adult-sized body, ~6 mm slices), smaller images
     config = PhantomConfig(
@@ -204,6 +226,24 @@ def test_cli_writes_and_reports(tmp_path, capsys):
     assert "5 PNGs" in capsys.readouterr().out
     assert len(pd.read_csv(out / "train.csv")) == 15
     assert main(args) == 1  # refuses to overwrite
+
+
+def test_cli_passes_n_jobs(tmp_path, monkeypatch, capsys):
+    import gitract.commands.phantom as command
+    from gitract.cli import main
+
+    seen = {}
+
+    def fake_write(out_dir, config, *, overwrite, n_jobs):
+        seen["n_jobs"] = n_jobs
+        return Path(out_dir)
+
+    monkeypatch.setattr(command, "write_phantom", fake_write)
+    assert main(["phantom", str(tmp_path / "p"), "--n-jobs", "-1"]) == 0
+    assert seen == {"n_jobs": -1}
+    with pytest.raises(SystemExit):
+        main(["phantom", str(tmp_path / "p"), "--n-jobs", "0"])
+    assert "--n-jobs" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
@@ -159,6 +160,7 @@ def write_phantom(
     config: PhantomConfig | None = None,
     *,
     overwrite: bool = False,
+    n_jobs: int = 1,
 ) -> Path:
     """Write the phantom in the UW-Madison layout; returns ``out_dir``.
 
@@ -169,12 +171,37 @@ def write_phantom(
     next to ``out_dir`` and renamed into place, so ``out_dir`` appears whole or not at
     all.
 
+    Parameters
+    ----------
+    out_dir : path
+        Folder to create.
+    config : PhantomConfig, optional
+        What to generate; default ``PhantomConfig()``.
+    overwrite : bool
+        Replace ``out_dir`` when it exists and is not empty.
+    n_jobs : int
+        Worker processes (joblib; one task per case, ``-1`` for every core). The files
+        are byte-identical whatever ``n_jobs``: every case draws its own random streams
+        from ``config.seed`` and its index, and the CSV rows are joined in case order.
+
+    Returns
+    -------
+    Path
+
     Raises
     ------
     FileExistsError
         When ``out_dir`` exists, is not empty and ``overwrite`` is False (or is a file).
+    ValueError
+        When ``n_jobs`` is not a non-zero int.
     """
     config = PhantomConfig() if config is None else config
+    if (
+        isinstance(n_jobs, bool)
+        or not isinstance(n_jobs, (int, np.integer))
+        or n_jobs == 0
+    ):
+        raise ValueError(f"n_jobs must be a non-zero int, got {n_jobs!r}")
     out = Path(out_dir)
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not overwrite)):
         raise FileExistsError(
@@ -184,7 +211,7 @@ def write_phantom(
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     try:
-        _write_tree(tmp, config)
+        _write_tree(tmp, config, n_jobs=int(n_jobs))
         _swap_into_place(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -192,37 +219,80 @@ def write_phantom(
     return out
 
 
-def _write_tree(root: Path, config: PhantomConfig) -> None:
+Rows = list[tuple[str, str, str]]
+
+
+def _case_scans(
+    root: Path, config: PhantomConfig, case_index: int
+) -> Iterator[tuple[list[Path], NDArray[np.uint16], Rows]]:
+    """Render one patient's scans one at a time: (PNG paths, volume, CSV rows) each.
+
+    Creates each scan's folder; writes no file.
+    """
+    case = draw_case(config, case_index)
+    name = f"case{case_index + 1}"
+    s = f"{case.spacing:.2f}"
+    for day_index, day_number in enumerate(case.day_numbers):
+        volume, masks = _generate(config, case, case_index, day_index)
+        scans = root / "train" / name / f"{name}_day{day_number}" / "scans"
+        scans.mkdir(parents=True)
+        paths, rows = [], []
+        for k in range(config.n_slices):
+            number = f"{k + 1:04d}"
+            paths.append(
+                scans / f"slice_{number}_{case.width}_{case.height}_{s}_{s}.png"
+            )
+            slice_id = f"{name}_day{day_number}_slice_{number}"
+            rows.extend(
+                (slice_id, cls, rle_encode(masks[k, :, :, c]))
+                for c, cls in enumerate(CLASSES)
+            )
+        yield paths, volume, rows
+
+
+def _write_case(root: Path, config: PhantomConfig, case_index: int) -> Rows:
+    """Write one patient's PNGs (a worker's task); returns its CSV rows."""
     write_png = _png_writer()
-    rows: list[tuple[str, str, str]] = []
+    rows: Rows = []
+    for paths, volume, scan_rows in _case_scans(root, config, case_index):
+        for path, image in zip(paths, volume, strict=True):
+            write_png(path, image)
+        rows.extend(scan_rows)
+    return rows
+
+
+def _write_cases_in_process(root: Path, config: PhantomConfig) -> Rows:
+    write_png = _png_writer()
+    rows: Rows = []
     # PNG encoding (zlib, GIL released) overlaps the next scan's rendering
     with ThreadPoolExecutor(max_workers=1) as pool:
         previous: list = []
         for case_index in range(config.n_cases):
-            case = draw_case(config, case_index)
-            name = f"case{case_index + 1}"
-            for day_index, day_number in enumerate(case.day_numbers):
-                volume, masks = _generate(config, case, case_index, day_index)
-                scans = root / "train" / name / f"{name}_day{day_number}" / "scans"
-                scans.mkdir(parents=True)
-                s = f"{case.spacing:.2f}"
-                current = []
-                for k in range(config.n_slices):
-                    number = f"{k + 1:04d}"
-                    path = (
-                        scans / f"slice_{number}_{case.width}_{case.height}_{s}_{s}.png"
-                    )
-                    current.append(pool.submit(write_png, path, volume[k]))
-                    slice_id = f"{name}_day{day_number}_slice_{number}"
-                    rows.extend(
-                        (slice_id, cls, rle_encode(masks[k, :, :, c]))
-                        for c, cls in enumerate(CLASSES)
-                    )
+            for paths, volume, scan_rows in _case_scans(root, config, case_index):
+                current = [
+                    pool.submit(write_png, path, image)
+                    for path, image in zip(paths, volume, strict=True)
+                ]
+                rows.extend(scan_rows)
                 for future in previous:  # at most one scan queued; re-raises errors
                     future.result()
                 previous = current
         for future in previous:
             future.result()
+    return rows
+
+
+def _write_tree(root: Path, config: PhantomConfig, *, n_jobs: int = 1) -> None:
+    if n_jobs == 1 or config.n_cases == 1:
+        rows = _write_cases_in_process(root, config)
+    else:
+        from joblib import Parallel, delayed
+
+        parts = Parallel(n_jobs=n_jobs)(
+            delayed(_write_case)(root, config, case_index)
+            for case_index in range(config.n_cases)
+        )
+        rows = [row for part in parts for row in part]
     frame = pd.DataFrame(rows, columns=["id", "class", "segmentation"])
     _csv_writer()(frame, root / "train.csv")
     info = {
