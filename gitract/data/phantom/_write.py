@@ -28,6 +28,9 @@ from gitract.utils.io import atomic_path
 #: Bumped whenever the generator's output changes for a given config.
 PHANTOM_VERSION = "1"
 
+#: CSV rows ``(id, class, rle)`` of one or more scans.
+_Rows = list[tuple[str, str, str]]
+
 
 def _check_index(name: str, value: int, n: int) -> int:
     if (
@@ -219,12 +222,10 @@ def write_phantom(
     return out
 
 
-Rows = list[tuple[str, str, str]]
-
 
 def _case_scans(
     root: Path, config: PhantomConfig, case_index: int
-) -> Iterator[tuple[list[Path], NDArray[np.uint16], Rows]]:
+) -> Iterator[tuple[list[Path], NDArray[np.uint16], _Rows]]:
     """Render one patient's scans one at a time: (PNG paths, volume, CSV rows) each.
 
     Creates each scan's folder; writes no file.
@@ -250,10 +251,10 @@ def _case_scans(
         yield paths, volume, rows
 
 
-def _write_case(root: Path, config: PhantomConfig, case_index: int) -> Rows:
+def _write_case(root: Path, config: PhantomConfig, case_index: int) -> _Rows:
     """Write one patient's PNGs (a worker's task); returns its CSV rows."""
     write_png = _png_writer()
-    rows: Rows = []
+    rows: _Rows = []
     for paths, volume, scan_rows in _case_scans(root, config, case_index):
         for path, image in zip(paths, volume, strict=True):
             write_png(path, image)
@@ -261,9 +262,9 @@ def _write_case(root: Path, config: PhantomConfig, case_index: int) -> Rows:
     return rows
 
 
-def _write_cases_in_process(root: Path, config: PhantomConfig) -> Rows:
+def _write_cases_in_process(root: Path, config: PhantomConfig) -> _Rows:
     write_png = _png_writer()
-    rows: Rows = []
+    rows: _Rows = []
     # PNG encoding (zlib, GIL released) overlaps the next scan's rendering
     with ThreadPoolExecutor(max_workers=1) as pool:
         previous: list = []
