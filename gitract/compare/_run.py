@@ -339,9 +339,21 @@ def _evaluate(adapter, name, fold, index, val_keys, test_keys, directory: Path, 
     else:
         tuning = ThresholdTuning.fixed(classes)
     t0 = time.perf_counter()
-    outs = map_scans(E.test_outputs, [index.source(k) for k in test_keys], parallel=parallel,
-                     adapter=adapter, tuning=tuning, conventions=conventions,
-                     examples=examples, n_bins=bins)
+    # Test scans in chunks: each chunk's predicted RLE (long strings for noisy masks) is
+    # appended to predictions.csv and dropped, so memory does not grow with the test set.
+    outs = []
+    sources = [index.source(k) for k in test_keys]
+    size = 8 * (1 if parallel.serial else max(parallel.n_jobs, 2))
+    with atomic_path(directory / "predictions.csv") as tmp:
+        for start in range(0, len(sources), size):
+            part = map_scans(E.test_outputs, sources[start:start + size], parallel=parallel,
+                             adapter=adapter, tuning=tuning, conventions=conventions,
+                             examples=examples, n_bins=bins)
+            for o in part:
+                o.predictions.to_csv(tmp, mode="a", header=not outs and o is part[0],
+                                     index=False)
+                o.predictions = None
+            outs.extend(part)
     n_test = sum(o.n_slices for o in outs)
     stages["test"] = _stage(time.perf_counter() - t0, n_test, read=sum(o.read_s for o in outs),
                             predict=sum(o.predict_s for o in outs),
@@ -352,8 +364,6 @@ def _evaluate(adapter, name, fold, index, val_keys, test_keys, directory: Path, 
     write_csv(directory / "per_case.csv", result.per_case.assign(**tag))
     sweep = tuning.sweep if tuning.sweep is not None else pd.DataFrame()
     write_csv(directory / "sweep.csv", sweep.assign(**tag))
-    write_csv(directory / "predictions.csv",
-              pd.concat([o.predictions for o in outs], ignore_index=True))
     write_csv(directory / "calibration.csv",
               E.combine_calibration([o.calibration for o in outs]).assign(**tag))
     write_csv(directory / "confusion.csv",
