@@ -18,6 +18,7 @@ import pandas as pd
 
 from gitract.data.index import ScanSource
 from gitract.metrics import MetricConventions, ScoreResult, score_stacks
+from gitract.utils.memory import release_memory
 
 
 @dataclass
@@ -50,7 +51,10 @@ def validation_statistics(source: ScanSource, adapter, *, grid, min_sizes,
     t2 = time.perf_counter()
     stats = sweep_statistics(proba, stack, grid=grid, min_sizes=min_sizes,
                              conventions=conventions, pool_factor=pool_factor)
-    return stats, stack.n_slices, t1 - t0, t2 - t1, time.perf_counter() - t2
+    n, t3 = stack.n_slices, time.perf_counter()
+    del stack, proba
+    release_memory()
+    return stats, n, t1 - t0, t2 - t1, t3 - t2
 
 
 def test_outputs(source: ScanSource, adapter, *, tuning, conventions: MetricConventions,
@@ -86,6 +90,8 @@ def test_outputs(source: ScanSource, adapter, *, tuning, conventions: MetricConv
         localisation=A.localisation_errors([stack], masks),
         examples=ex, n_slices=stack.n_slices, read_s=t1 - t0, predict_s=t2 - t1,
         score_s=time.perf_counter() - t2)
+    del stack, proba, masks
+    release_memory()
     return out
 
 
