@@ -29,7 +29,7 @@ from __future__ import annotations
 import logging
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
@@ -414,5 +414,3 @@ def resolve_out_dir(config: ExperimentConfig, out: str | Path | None) -> Path:
 
     return Path(out) if out is not None else reports_dir() / config.name
 
-
-ProgressHook = Callable[[str], None]
