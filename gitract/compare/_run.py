@@ -45,6 +45,7 @@ from gitract.data.index import DatasetIndex, natural_key
 from gitract.data.record import SliceStack
 from gitract.utils._random import derive_seeds, seed_everything
 from gitract.utils.io import atomic_path
+from gitract.utils.memory import release_memory
 from gitract.utils.parallel import ParallelConfig, map_scans, parallel_session
 
 log = logging.getLogger("gitract.compare")
@@ -239,6 +240,8 @@ def run_comparison(
                 _evaluate(adapter, track.name, fold_index, index, index.keys_of(val_c),
                           index.keys_of(test_c), step_dir / "eval", eval_key, conventions,
                           examples, config.report.calibration_bins, tuning, parallel)
+                del adapter  # the next track starts from the memory this one held
+                release_memory()
                 computed += 1
                 if stop_after is not None and computed >= stop_after:
                     raise RunInterrupted(f"stopped after {computed} steps (stop_after)")
@@ -296,6 +299,7 @@ def _fit_or_load(track, directory: Path, key: str, seed: int, index, train_keys,
              sum(index.ref(k).n_slices for k in train_keys), why)
     adapter.fit(index, train_keys, val_keys, parallel=parallel)
     adapter.save(directory)
+    release_memory()  # the training sample is gone; hand its pages back
     mark_done(directory, key, fit_seconds=adapter.fit_seconds, training=adapter.training)
     log.info("%s: trained in %.1f s", track.name, adapter.fit_seconds)
     training = adapter.training

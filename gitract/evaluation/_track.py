@@ -246,9 +246,13 @@ def fit_block_track(
     train_keys: Sequence[str] = (),
     featurizer: Any = None,
 ) -> BlockTrack:
-    """Fit the classifier on the stacks' :func:`training_rows` (in stack order)."""
-    X = np.concatenate([p[0] for p in parts])
-    y = np.concatenate([p[1] for p in parts])
+    """Fit the classifier on the stacks' :func:`training_rows` (in stack order).
+
+    A ``list`` of parts is emptied while it is stacked, so the sample is held once, not
+    twice (the parts and their concatenation), at the peak of a fit.
+    """
+    featurize_seconds = float(sum(p[2] for p in parts))
+    X, y = _stack_rows(parts)
     labels, counts = np.unique(y, return_counts=True)
     if len(labels) < 2:
         raise ValueError(f"training blocks hold a single label {labels.tolist()}; need organs and background")
@@ -259,7 +263,7 @@ def fit_block_track(
     return BlockTrack(
         model=model, featurizer=config.make_featurizer() if featurizer is None else featurizer,
         config=config, classes=tuple(classes), fit_seconds=fit_seconds,
-        featurize_seconds=float(sum(p[2] for p in parts)), n_train_blocks=int(len(y)),
+        featurize_seconds=featurize_seconds, n_train_blocks=int(len(y)),
         class_counts={int(k): int(v) for k, v in zip(labels, counts, strict=True)},
         train_keys=tuple(train_keys),
     )
@@ -347,3 +351,20 @@ def predict_stacks(
     out.seconds = total
     out.n_slices = n
     return out
+
+
+def _stack_rows(parts: Sequence[tuple[NDArray, NDArray, float]]) -> tuple[NDArray, NDArray]:
+    """``np.concatenate`` of the parts' rows and labels; a list is emptied as it goes."""
+    if not isinstance(parts, list) or not parts:
+        return (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
+    n = sum(len(p[1]) for p in parts)
+    X = np.empty((n, *parts[0][0].shape[1:]), dtype=np.result_type(*(p[0] for p in parts)))
+    y = np.empty(n, dtype=np.result_type(*(p[1] for p in parts)))
+    parts.reverse()
+    at = 0
+    while parts:
+        Xp, yp, _ = parts.pop()
+        X[at : at + len(yp)] = Xp
+        y[at : at + len(yp)] = yp
+        at += len(yp)
+    return X, y

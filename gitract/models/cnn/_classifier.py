@@ -6,6 +6,7 @@ import contextlib
 import copy
 import math
 from collections.abc import Iterator, Sequence
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -36,6 +37,13 @@ def _torch_threads(n: int | None) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(old)
+
+
+class _Rows(NamedTuple):
+    """Rows ``rows`` of the sample ``X``, used in place of the copy ``X[rows]``."""
+
+    X: NDArray[np.float32]
+    rows: NDArray[np.int64]
 
 
 class BlockCNNClassifier(_PersistenceMixin, ClassifierMixin, BaseEstimator):
@@ -227,7 +235,8 @@ class BlockCNNClassifier(_PersistenceMixin, ClassifierMixin, BaseEstimator):
             if n_val >= 1 and X.shape[0] - n_val >= 1:
                 order = rng.permutation(X.shape[0])
                 X_va, y_va = X[order[:n_val]], y_idx[order[:n_val]]
-                X_tr, y_tr = X[order[n_val:]], y_idx[order[n_val:]]
+                # The training rows stay in X (no copy of the sample): batches index it.
+                X_tr, y_tr = _Rows(X, order[n_val:]), y_idx[order[n_val:]]
             else:
                 X_va = y_va = None
                 X_tr, y_tr = X, y_idx
@@ -258,7 +267,9 @@ class BlockCNNClassifier(_PersistenceMixin, ClassifierMixin, BaseEstimator):
         use_amp = bool(self.amp) and dev.type == "cuda"
         scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
         bs = int(self.block_size)
-        Xt = torch.from_numpy(X_tr).reshape(-1, 1, bs, bs)
+        rows = X_tr.rows if isinstance(X_tr, _Rows) else None
+        Xt = torch.from_numpy(X_tr.X if rows is not None else X_tr).reshape(-1, 1, bs, bs)
+        rows_t = None if rows is None else torch.from_numpy(rows)
         yt = torch.from_numpy(y_tr.astype(np.int64))
         history: dict[str, list[float]] = {"train_loss": [], "val_loss": []}
         best_loss, best_state, best_epoch, bad = math.inf, None, 0, 0
@@ -271,7 +282,7 @@ class BlockCNNClassifier(_PersistenceMixin, ClassifierMixin, BaseEstimator):
                 idx = perm[start : start + int(self.batch_size)]
                 if len(idx) < 2 and len(perm) >= 2:
                     continue  # a lone last sample would give batch norm a 1-sample batch
-                xb = Xt[idx]
+                xb = Xt[idx if rows_t is None else rows_t[idx]]
                 if self.augment:
                     xb = _augment(xb, gen)
                 xb, yb = xb.to(dev, non_blocking=True), yt[idx].to(dev, non_blocking=True)
@@ -312,7 +323,9 @@ class BlockCNNClassifier(_PersistenceMixin, ClassifierMixin, BaseEstimator):
 
     def _logits(self, net, X: NDArray[np.float32]) -> torch.Tensor:
         bs = int(self.block_size)
-        step = max(int(self.batch_size), 1024)
+        # Chunks of at most 256 blocks: the first layers' activations of a larger chunk
+        # (16+ channels x block pixels) would outweigh the whole training sample.
+        step = max(int(self.batch_size), 256)
         out = []
         for start in range(0, X.shape[0], step):
             xb = torch.from_numpy(X[start : start + step]).reshape(-1, 1, bs, bs)
