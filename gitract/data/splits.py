@@ -57,6 +57,7 @@ def make_case_splits(
     n_test: int | None = None,
     test_fraction: float | None = None,
     val_fraction: float = 0.2,
+    n_val: int | None = None,
     random_state: int = 0,
 ) -> dict:
     """Split case ids into held-out test cases and train/val folds over the rest.
@@ -75,6 +76,9 @@ def make_case_splits(
         Default when neither is given: 0.2.
     val_fraction : float
         Share of validation cases of the single split (``n_folds`` 0 or 1).
+    n_val : int, optional
+        Number of validation cases of the single split instead of ``val_fraction``
+        (0: every non-test case trains).
     random_state : int
         Seed; the same seed and cases give the same splits.
 
@@ -103,7 +107,10 @@ def make_case_splits(
         raise ValueError(f"n_folds must be a non-negative int, got {n_folds!r}")
     n_folds = int(n_folds)
     k_test = _n_test(n, n_test, test_fraction)
-    need = max(n_folds, 2)
+    if n_val is not None and (isinstance(n_val, bool) or not isinstance(n_val, (int, np.integer))
+                              or n_val < 0):
+        raise ValueError(f"n_val must be a non-negative int, got {n_val!r}")
+    need = max(n_folds, 1 if n_val == 0 and n_folds <= 1 else 2)
     if n - k_test < need:
         raise ValueError(
             f"{n} cases cannot give {k_test} test cases and {n_folds} folds "
@@ -120,11 +127,20 @@ def make_case_splits(
         test, rest = [], groups
     folds = []
     if n_folds <= 1:
-        if not 0.0 < val_fraction < 1.0:
+        if n_val is not None:
+            if n_val >= len(rest):
+                raise ValueError(f"n_val={n_val} leaves no training case among {len(rest)} "
+                                 f"non-test cases")
+            k_val = int(n_val)
+        elif not 0.0 < val_fraction < 1.0:
             raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction!r}")
-        k_val = min(len(rest) - 1, max(1, int(round(val_fraction * len(rest)))))
-        gss = GroupShuffleSplit(n_splits=1, test_size=k_val, random_state=int(seeds[1]))
-        tr, va = next(gss.split(rest, groups=rest))
+        else:
+            k_val = min(len(rest) - 1, max(1, int(round(val_fraction * len(rest)))))
+        if k_val:
+            gss = GroupShuffleSplit(n_splits=1, test_size=k_val, random_state=int(seeds[1]))
+            tr, va = next(gss.split(rest, groups=rest))
+        else:
+            tr, va = np.arange(len(rest)), np.arange(0)
         folds.append({"train": sorted(rest[tr].tolist()), "val": sorted(rest[va].tolist())})
     else:
         try:
