@@ -18,8 +18,6 @@ from gitract.utils.io import atomic_path
 
 __all__ = [
     "case_folds",
-    "fixed_case_split",
-    "holdout_cases",
     "load_splits",
     "make_case_splits",
     "save_splits",
@@ -276,38 +274,3 @@ def case_folds(
         train = sorted(c for c in rest if c not in val)
         folds.append((train, val, sorted(fold["val"])))
     return folds
-
-
-def fixed_case_split(
-    cases: Sequence[str], *, n_test: int, n_val: int = 1, random_state: int = 0
-) -> tuple[list[str], list[str], list[str]]:
-    """One ``(train, val, test)`` split of case ids (seeded).
-
-    Examples
-    --------
-    >>> train, val, test = fixed_case_split([f"c{i}" for i in range(6)], n_test=2)
-    >>> len(train), len(val), len(test)
-    (3, 1, 2)
-    """
-    s = make_case_splits(cases, n_folds=0, n_test=n_test, random_state=random_state)
-    rest = sorted(s["folds"][0]["train"] + s["folds"][0]["val"])
-    if n_val >= len(rest):
-        raise ValueError(f"n_val={n_val} leaves no training case among {len(rest)} cases")
-    gen = np.random.default_rng(random_state)
-    val = sorted(gen.choice(rest, size=n_val, replace=False).tolist()) if n_val else []
-    return [c for c in rest if c not in val], val, sorted(s["test"])
-
-
-def holdout_cases(cases: Sequence[str], *, n_val: int, random_state: int = 0) -> list[str]:
-    """``n_val`` cases drawn with the seed (validation cases of a train command).
-
-    Examples
-    --------
-    >>> holdout_cases(["a", "b", "c"], n_val=0)
-    []
-    """
-    cases = sorted(set(cases))
-    if n_val >= len(cases):
-        raise ValueError(f"n_val={n_val} leaves no training case among {len(cases)} cases")
-    gen = np.random.default_rng(random_state)
-    return sorted(gen.choice(cases, size=n_val, replace=False).tolist()) if n_val else []
