@@ -42,12 +42,19 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class SplitConfig:
-    """Case-grouped split: held-out test cases plus K folds (K<=1: one train/val split)."""
+    """Case-grouped split: held-out test cases plus K folds (K<=1: one train/val split).
+
+    ``n_val`` (a number of cases) replaces ``val_fraction`` where given; with
+    ``cross_validate`` it is the number of training cases per fold that tune the
+    thresholds (default 1). ``n_test: 0`` (and ``test_fraction: null``) makes a training
+    run: models and validation-tuned thresholds, nothing scored (``gitract ... train``).
+    """
 
     n_folds: int = 1
     n_test: int | None = None
     test_fraction: float | None = 0.34
     val_fraction: float = 0.25
+    n_val: int | None = None
     cross_validate: bool = False
 
 

@@ -77,7 +77,9 @@ def plot_threshold_sweeps(sweeps: Mapping[str, pd.DataFrame], *, classes: Sequen
         for name, df in sweeps.items():
             part = df[df["class"] == cls]
             if "min_size" in part and part["min_size"].nunique() > 1:
-                part = part.loc[part.groupby("threshold")["score"].idxmax()]
+                # Best over component sizes; NaN where every size is NaN (the organ is
+                # absent from the validation scans), which idxmax cannot take.
+                part = part.groupby("threshold", as_index=False)["score"].max()
             part = part.sort_values("threshold")
             ax.plot(part["threshold"], part["score"], marker=".", label=name)
         ax.set_title(cls, fontsize=9)

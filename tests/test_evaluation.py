@@ -1,21 +1,22 @@
-"""Block track end to end on tiny synthetic stacks: train, tune on val only, score, save."""
+"""Block track on tiny synthetic stacks: train, predict maps, tune, score, save.
+
+The run-level path (split, tuning on validation cases only, scoring, report) is the
+engine's, tested in ``tests/test_compare.py`` and ``tests/commands/``."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-import gitract.evaluation._evaluate as evaluate_module
 from gitract.data.record import SliceStack
 from gitract.evaluation import (
     BlockTrackConfig,
-    evaluate_block_track,
     load_block_track,
     predict_stacks,
-    resolve_split,
     save_block_track,
     train_block_track,
 )
+from gitract.metrics import score_stacks
 from gitract.postprocessing import tune_thresholds
 
 CLASSES3 = ("large_bowel", "small_bowel", "stomach")
@@ -62,58 +63,40 @@ def _config(**kw) -> BlockTrackConfig:
 
 
 @pytest.mark.parametrize("classifier", ["rf", "lightgbm"])
-def test_evaluate_block_track_end_to_end(stacks, classifier):
+def test_block_track_end_to_end(stacks, classifier):
     params = {"n_estimators": 10, "n_jobs": 1}
     if classifier == "lightgbm":
         params.update(min_child_samples=5)
-    result = evaluate_block_track(stacks, SPLIT, _config(classifier=classifier, model_params=params))
-    table = result.table()
-    assert table["class"].tolist() == [*CLASSES3, "overall"]
-    assert result.score.per_class["large_bowel"]["dice"] > 0.7
-    assert result.score.per_class["stomach"]["dice"] > 0.7
-    assert np.isnan(result.score.per_class["small_bowel"]["dice"])  # absent, predicted absent
-    assert result.test_cases == ["case4"] and result.val_cases == ["case3"]
-    assert result.fit_seconds > 0 and result.ms_per_slice > 0
-    assert result.n_train_blocks > 0 and result.model_bytes > 0
-    proba = result.proba["case4_day1"]
-    assert proba.shape == (2, SIZE, SIZE, 3) and proba.dtype == np.float32
-    summary = result.summary()
-    assert summary["tuning"]["keys"] == ["case3_day1"]
-
-
-def test_test_stacks_never_reach_tune_thresholds(stacks, monkeypatch):
-    seen: list[tuple[str, ...]] = []
-    real = tune_thresholds
-
-    def spy(proba_by_key, truth_stacks, **kw):
-        seen.append(tuple(s.key for s in truth_stacks) + tuple(proba_by_key))
-        return real(proba_by_key, truth_stacks, **kw)
-
-    monkeypatch.setattr(evaluate_module, "tune_thresholds", spy)
-    split = (["case0", "case1"], ["case2", "case3"], ["case4"])
-    result = evaluate_block_track(stacks, split, _config(min_sizes=(0,)))
-    assert len(seen) == 1
-    assert set(seen[0]) == {"case2_day1", "case3_day1"}
-    assert result.tuning.keys == ("case2_day1", "case3_day1")
-
-
-def test_without_validation_cases_thresholds_stay_fixed(stacks, monkeypatch):
-    monkeypatch.setattr(evaluate_module, "tune_thresholds", pytest.fail)
-    result = evaluate_block_track(stacks, (["case0", "case1"], [], ["case4"]), _config())
-    assert result.tuning.thresholds == (0.5, 0.5, 0.5)
+    config = _config(classifier=classifier, model_params=params)
+    train, val, test = stacks[:3], stacks[3:4], stacks[4:]
+    track = train_block_track(train, config)
+    tuning = tune_thresholds(track.predict_proba(val), val, grid=config.threshold_grid,
+                             min_sizes=config.min_sizes,
+                             hausdorff_max_side=config.hausdorff_max_side)
+    assert tuning.keys == ("case3_day1",)
+    proba = track.predict_proba(test)
+    maps = proba["case4_day1"]
+    assert maps.shape == (2, SIZE, SIZE, 3) and maps.dtype == np.float32
+    result = score_stacks(test, {k: tuning.apply(p) for k, p in proba.items()})
+    assert result.per_class["large_bowel"]["dice"] > 0.7
+    assert result.per_class["stomach"]["dice"] > 0.7
+    assert np.isnan(result.per_class["small_bowel"]["dice"])  # absent, predicted absent
+    assert track.fit_seconds > 0 and proba.ms_per_slice > 0
+    assert track.n_train_blocks > 0 and track.model_bytes > 0
 
 
 def test_cache_gives_identical_maps_and_reuses_features(stacks):
     config = _config()
     cache: dict = {}
-    a = evaluate_block_track(stacks, SPLIT, config, cache=cache)
+    track = train_block_track(stacks[:3], config, cache=cache)
+    a = track.predict_proba(stacks[3:], cache=cache)
     n_entries = len(cache)
-    b = evaluate_block_track(stacks, SPLIT, config, cache=cache)
-    c = evaluate_block_track(stacks, SPLIT, config)
+    b = track.predict_proba(stacks[3:], cache=cache)
+    c = train_block_track(stacks[:3], config).predict_proba(stacks[3:])
     assert len(cache) == n_entries  # nothing recomputed
-    for key in a.proba:
-        np.testing.assert_array_equal(a.proba[key], b.proba[key])
-        np.testing.assert_allclose(a.proba[key], c.proba[key], atol=1e-6)
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key])
+        np.testing.assert_allclose(a[key], c[key], atol=1e-6)
 
 
 def test_train_is_seeded(stacks):
@@ -169,18 +152,6 @@ def test_config_validation_and_round_trip():
         BlockTrackConfig(interpolation="bilinear")
     with pytest.raises(ValueError, match="unknown"):
         BlockTrackConfig.from_dict({"blocksize": 33})
-
-
-def test_resolve_split_forms():
-    from gitract.data.splits import make_case_splits
-
-    splits = make_case_splits([f"c{i}" for i in range(6)], n_folds=2, n_test=2)
-    train, val, test = resolve_split(splits, fold=1)
-    assert set(test) == set(splits["test"]) and val == splits["folds"][1]["val"]
-    with pytest.raises(ValueError, match="both sides"):
-        resolve_split((["a"], ["a"], ["b"]))
-    with pytest.raises(ValueError, match="at least one"):
-        resolve_split((["a"], [], []))
 
 
 def test_train_errors(stacks):

@@ -129,5 +129,5 @@ def test_the_checker_sees_lazy_imports():
     graph = import_graph()
     # A lazy import inside a function (compare -> report) is an edge.
     assert "gitract.compare._report" in graph["gitract.compare._run"]
-    assert layer_of("gitract.models.unet") < layer_of("gitract.evaluation._unet")
-    assert "gitract.models.unet" in graph["gitract.evaluation._unet"]
+    assert layer_of("gitract.models.cnn") < layer_of("gitract.evaluation._config")
+    assert "gitract.models.cnn" in graph["gitract.evaluation._config"]  # inside make_model

@@ -1,7 +1,10 @@
-"""``gitract predict RUN_DIR --track TRACK --data-dir D --out submission.csv``.
+"""``gitract predict RUN_DIR [--track TRACK] --data-dir D --out submission.csv``.
 
 Uses the track's model trained in that run (fold 0) and the thresholds tuned there on the
-validation cases, on a folder of Kaggle-layout scans it never saw.
+validation cases, on a folder of Kaggle-layout scans it never saw. ``RUN_DIR`` is a
+comparison run (``gitract compare``, ``gitract blocks evaluate``) or a training run
+(``gitract blocks train``, ``gitract unet train``); ``--track`` may be left out when the
+run has one track.
 """
 
 from __future__ import annotations
@@ -10,18 +13,35 @@ import argparse
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run_dir", help="a finished comparison run folder")
-    parser.add_argument("--track", required=True, help="track name, e.g. rf-33, cnn-63, unet")
+    parser.add_argument("run_dir", help="a finished comparison or training run folder")
+    parser.add_argument("--track", default=None,
+                        help="track name, e.g. rf-33, cnn-63, unet (default: the run's only "
+                             "track)")
     parser.add_argument("--data-dir", required=True, help="Kaggle-layout folder of scans")
     parser.add_argument("--images-subdir", default="test", help="scans folder (default: test)")
     parser.add_argument("--fold", type=int, default=0)
     parser.add_argument("--out", required=True, help="submission CSV (id,class,predicted)")
+    add_runtime_arguments(parser)
+
+
+def add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--device`` and ``--threads``: where a deep track predicts (not saved settings)."""
+    parser.add_argument("--device", default=None,
+                        help="override the U-Net's saved device (auto, cpu, cuda, mps)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads of a deep track")
+
+
+def predict(args: argparse.Namespace, run_dir, track: str | None, images_subdir: str) -> int:
+    """Write the submission and say so (shared with the ``predict`` aliases)."""
+    from gitract.compare._predict import predict_submission
+
+    path, n = predict_submission(run_dir, track, args.data_dir, args.out, fold=args.fold,
+                                 images_subdir=images_subdir, device=args.device,
+                                 num_threads=args.threads)
+    print(f"wrote {path}: {n} slices")
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:
-    from gitract.compare._predict import predict_submission
-
-    path, n = predict_submission(args.run_dir, args.track, args.data_dir, args.out,
-                                 fold=args.fold, images_subdir=args.images_subdir)
-    print(f"wrote {path}: {n} slices")
-    return 0
+    return predict(args, args.run_dir, args.track, args.images_subdir)

@@ -1,41 +1,55 @@
-"""``gitract unet train|predict``: the 2.5D U-Net track.
+"""``gitract unet train|predict``: the 2.5D U-Net track through the comparison engine.
 
-- ``train --data KIND [--path P] --out MODEL_DIR [--epochs N] [--steps N] [--minutes M]
-  [--device D] [--seed S]``: holds out ``--n-val`` cases (seeded) for checkpoint choice
-  and per-class threshold tuning, trains on the rest and writes ``MODEL_DIR/unet.pt``
-  (weights, config, history), ``thresholds.json`` (the validation-tuned thresholds),
-  ``config.json`` and ``history.json``.
-- ``predict MODEL_DIR --data-dir D --out submission.csv``: Kaggle submission
-  (``id,class,predicted``) for a Kaggle-layout folder of scans (no ``train.csv``
-  needed), with the thresholds chosen at training time.
+- ``train --data KIND [--path P] [--out RUN_DIR] [--epochs N] [--steps N] [--minutes M]
+  [--device D] [--seed S] [--gpu-config] [--image-size N] ...``: a one-track run with
+  training and validation cases and no test cases (``--n-val`` cases, seeded, choose the
+  checkpoint and the per-class thresholds); the flags become the track's parameters
+  (:class:`gitract.models.unet.UNetConfig` fields). The run folder (default
+  ``runs/<data>-unet-train``) holds the model under ``steps/fold0/unet/model/`` and the
+  thresholds in ``steps/fold0/unet/eval/metrics.json``; ``report.md`` lists them.
+- ``predict RUN_DIR --data-dir D --out submission.csv``: an alias of ``gitract predict
+  RUN_DIR``: a Kaggle submission (``id,class,predicted``) for a Kaggle-layout folder of
+  scans (no ``train.csv`` needed), with the thresholds chosen at training time.
+
+Held-out scores of the U-Net come from a comparison config (``gitract compare``).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
-THRESHOLDS_FILE = "thresholds.json"
+from gitract.commands._engine import (
+    add_data_arguments,
+    add_run_arguments,
+    print_training,
+    run_track,
+    track_config,
+)
+
+#: ``train`` flag -> :class:`UNetConfig` field.
+_FLAGS = (("epochs", "max_epochs"), ("steps", "max_steps"), ("minutes", "max_minutes"),
+          ("image_size", "image_size"), ("base_channels", "base_channels"),
+          ("depth", "depth"), ("batch_size", "batch_size"), ("lr", "lr"),
+          ("threads", "num_threads"))
+
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     """Add the ``unet`` subcommands."""
-    from gitract.data.loaders import DATASET_KINDS
+    from gitract.commands.predict import add_runtime_arguments
 
     sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
-    tr = sub.add_parser("train", help="train a 2.5D U-Net and save it")
-    tr.add_argument("--data", required=True, choices=DATASET_KINDS, help="dataset kind")
-    tr.add_argument("--path", type=Path, default=None, help="dataset folder (default per kind)")
-    tr.add_argument("--out", type=Path, required=True, help="model folder to write")
+    tr = sub.add_parser("train", help="train a 2.5D U-Net, tune its thresholds on "
+                                      "validation cases, save both (a run folder for "
+                                      "'gitract predict')")
+    add_data_arguments(tr)
+    add_run_arguments(tr, evaluate=False, track="unet")
     tr.add_argument("--epochs", type=int, default=None, help="epoch budget (default 40)")
     tr.add_argument("--steps", type=int, default=None,
                     help="budget in optimiser steps (reproducible on any machine)")
     tr.add_argument("--minutes", type=float, default=None,
                     help="wall-clock guard (alone: the budget, machine-dependent)")
     tr.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
-    tr.add_argument("--seed", type=int, default=0, help="the single seed of the run")
-    tr.add_argument("--n-val", type=int, default=1,
-                    help="validation cases (checkpoint, thresholds)")
     tr.add_argument("--gpu-config", action="store_true",
                     help="start from the larger GPU config (base 32, depth 4, 320 px)")
     tr.add_argument("--image-size", type=int, default=None, help="network grid side")
@@ -45,112 +59,53 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     tr.add_argument("--lr", type=float, default=None)
     tr.add_argument("--threads", type=int, default=None,
                     help="torch CPU threads (1 is much faster on a busy 2-core machine)")
-    tr.add_argument("--no-progress", action="store_true", help="no progress bars")
-    pr = sub.add_parser("predict", help="write a Kaggle submission with a saved U-Net")
-    pr.add_argument("model_dir", type=Path, help="folder written by 'unet train'")
+    tr.add_argument("--no-progress", action="store_true", help="no progress bar")
+    pr = sub.add_parser("predict", help="alias of 'gitract predict RUN_DIR': a Kaggle "
+                                        "submission with a trained U-Net")
+    pr.add_argument("model_dir", type=Path, help="run folder written by 'unet train'")
+    pr.add_argument("--track", default="unet", help="track name (default unet)")
     pr.add_argument("--data-dir", type=Path, required=True, help="Kaggle-layout dataset folder")
     pr.add_argument("--images-subdir", default=None,
                     help="scans folder under DATA_DIR (default: test if present, else train)")
     pr.add_argument("--out", type=Path, required=True, help="submission CSV to write")
-    pr.add_argument("--device", default=None, help="override the saved device")
-    pr.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    add_runtime_arguments(pr)
 
 
-def _config(args):
-    from dataclasses import replace
+def track_params(args: argparse.Namespace) -> dict:
+    """The ``unet`` track parameters: the GPU config's settings with ``--gpu-config``,
+    then every flag given."""
+    params: dict = {}
+    if args.gpu_config:
+        from gitract.models.unet import GPU_CONFIG, UNetConfig
 
-    from gitract.models.unet import GPU_CONFIG, UNetConfig
-
-    base = GPU_CONFIG if args.gpu_config else UNetConfig()
-    over = {"device": args.device, "random_state": args.seed,
-            "progress": not args.no_progress}
-    for arg, field in (("epochs", "max_epochs"), ("steps", "max_steps"),
-                       ("minutes", "max_minutes"),
-                       ("image_size", "image_size"), ("base_channels", "base_channels"),
-                       ("depth", "depth"), ("batch_size", "batch_size"), ("lr", "lr"),
-                       ("threads", "num_threads")):
-        value = getattr(args, arg)
+        default, gpu = UNetConfig().to_dict(), GPU_CONFIG.to_dict()
+        params.update({k: v for k, v in gpu.items() if v != default[k]})
+    params["device"] = args.device
+    for flag, field in _FLAGS:
+        value = getattr(args, flag)
         if value is not None:
-            over[field] = value
+            params[field] = value
     if (args.minutes is not None or args.steps is not None) and args.epochs is None:
-        over["max_epochs"] = None  # the step budget (or the time budget alone) limits it
-    return replace(base, **over)
+        params["max_epochs"] = None  # the step budget (or the time budget alone) limits it
+    return params
 
 
-def _train(args) -> int:
-
-    from gitract.data.loaders import load_dataset
-    from gitract.models.unet import UNetSegmenter
-    from gitract.postprocessing import tune_thresholds
-    from gitract.utils.io import write_text_atomic
-
-    config = _config(args)
-    stacks = [s for s in load_dataset(args.data, args.path) if s.n_slices]
-    cases = sorted({s.case for s in stacks})
-    if args.n_val >= len(cases):
-        raise SystemExit(f"error: --n-val {args.n_val} leaves no training case of {len(cases)}")
-    from gitract.data.splits import holdout_cases
-
-    val = set(holdout_cases(cases, n_val=args.n_val, random_state=args.seed))
-    train = [s for s in stacks if s.case not in val]
-    val_stacks = [s for s in stacks if s.case in val]
-    seg = UNetSegmenter(config).fit(train, val_stacks or None)
-    tuning = None
-    if val_stacks:
-        # The model returns probabilities; thresholds are chosen here, on validation only.
-        tuning = tune_thresholds(seg.predict_stacks(val_stacks), val_stacks)
-    path = seg.save(args.out)
-    if tuning is not None:
-        write_text_atomic(args.out / THRESHOLDS_FILE,
-                          json.dumps(tuning.to_dict(), indent=2) + "\n")
-    write_text_atomic(args.out / "config.json", json.dumps(config.to_dict(), indent=2) + "\n")
-    write_text_atomic(args.out / "history.json",
-                      json.dumps(seg.history_.to_dict(), indent=2) + "\n")
-    h = seg.history_
-    print(f"trained U-Net on {len(train)} stacks ({seg.n_train_slices_} slices) in "
-          f"{seg.fit_seconds_:.1f} s on {h.device}: {len(h.epochs)} epochs, stopped by "
-          f"{h.stopped}, best epoch {h.best_epoch} ({h.monitor} {h.best_value}); "
-          f"validation cases {sorted(val)}; thresholds "
-          f"{None if tuning is None else list(tuning.thresholds)}; saved to {path}")
+def _train(args: argparse.Namespace) -> int:
+    config = track_config(args, name="unet", kind="unet", params=track_params(args),
+                          evaluate=False)
+    out, summary = run_track(args, config, progress=not args.no_progress)
+    print_training(out, summary, "unet")
     return 0
 
 
-def _load_tuning(model_dir: Path, classes):
-    """Validation thresholds saved beside the model (0.5 when it had no validation case;
-    files of earlier versions kept them inside ``unet.pt``)."""
-    from gitract.postprocessing import ThresholdTuning
+def _predict(args: argparse.Namespace) -> int:
+    from gitract.commands.predict import predict
 
-    path = Path(model_dir) / THRESHOLDS_FILE
-    if path.is_file():
-        return ThresholdTuning.from_dict(json.loads(path.read_text()))
-    from gitract.models.train_torch import load_checkpoint
-
-    legacy = load_checkpoint(Path(model_dir) / "unet.pt").get("tuning")
-    return ThresholdTuning.from_dict(legacy) if legacy else ThresholdTuning.fixed(classes)
-
-
-def _predict(args) -> int:
-    from dataclasses import replace
-
-    from gitract.data.kaggle import read_kaggle_dataset, write_submission
-    from gitract.data.record import DataError
-    from gitract.models.unet import UNetSegmenter
-
-    seg = UNetSegmenter.load(args.model_dir, device=args.device)
-    if args.threads is not None:
-        seg.config = replace(seg.config, num_threads=args.threads)
     subdir = args.images_subdir
     if subdir is None:
         subdir = "test" if (args.data_dir / "test").is_dir() else "train"
-    stacks = read_kaggle_dataset(args.data_dir, images_subdir=subdir, classes=seg.classes_)
-    if not stacks:
-        raise DataError(f"{args.data_dir / subdir}: no scans found")
-    tuning = _load_tuning(args.model_dir, seg.classes_)
-    masks = {key: tuning.apply(p) for key, p in seg.predict_stacks(stacks).items()}
-    out = write_submission(stacks, args.out, masks_by_key=masks)
-    n = sum(s.n_slices for s in stacks)
-    print(f"wrote {out}: {n} slices x {len(seg.classes_)} classes")
-    return 0
+    args.fold = 0
+    return predict(args, args.model_dir, args.track, subdir)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -112,7 +112,7 @@ def _summarise_folds(folds: list[dict]) -> dict:
             [f.get("localisation_mm_per_class", {}).get(c) for f in folds])
     if len(folds) > 1:
         out["std"] = {k: std([f.get(k) for f in folds]) for k in ("dice", "hausdorff", "score")}
-    out["folds"] = [{k: f.get(k) for k in (*_FOLD_KEYS, "test_cases", "tuning", "training",
-                                                 "stages")}
+    out["folds"] = [{k: f.get(k) for k in (*_FOLD_KEYS, "test_cases", "val_cases", "tuning",
+                                           "validation", "training", "stages")}
                     for f in folds]
     return out

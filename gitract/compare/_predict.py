@@ -8,15 +8,26 @@ from pathlib import Path
 from gitract.data.record import DataError
 
 
-def load_trained_track(run_dir: str | Path, track: str, *, fold: int = 0):
-    """``(adapter, tuning)`` of ``track`` in ``run_dir`` (model and validation thresholds)."""
+def load_trained_track(run_dir: str | Path, track: str | None, *, fold: int = 0,
+                       device: str | None = None, num_threads: int | None = None):
+    """``(adapter, tuning)`` of ``track`` in ``run_dir`` (model and validation thresholds);
+    ``track`` None picks the run's only track; ``device`` / ``num_threads`` override the
+    saved ones of a deep track."""
     from gitract.compare._steps import step_status
     from gitract.compare._tracks import make_track
     from gitract.postprocessing import ThresholdTuning
 
     run_dir = Path(run_dir)
+    if not (run_dir / "config.json").is_file():
+        raise DataError(f"{run_dir / 'config.json'}: missing; not a run folder (write one with "
+                        "gitract compare, gitract blocks train or gitract unet train)")
     config = json.loads((run_dir / "config.json").read_text())
     tracks = {t["name"]: t for t in config["tracks"]}
+    if track is None:
+        if len(tracks) != 1:
+            raise DataError(f"{run_dir}: {len(tracks)} tracks; name one with --track "
+                            f"({', '.join(tracks)})")
+        track = next(iter(tracks))
     if track not in tracks:
         raise DataError(f"{run_dir}: no track {track!r} (tracks: {', '.join(tracks)})")
     step = run_dir / "steps" / f"fold{fold}" / track
@@ -28,7 +39,8 @@ def load_trained_track(run_dir: str | Path, track: str, *, fold: int = 0):
                 "models are not committed with a report: rerun the comparison "
                 f"(gitract compare CONFIG --out {run_dir}) to train it")
     t = tracks[track]
-    adapter = make_track(t["kind"], t["params"], random_state=0).load(step / "model")
+    adapter = make_track(t["kind"], t["params"], random_state=0).load(
+        step / "model", device=device, num_threads=num_threads)
     tuning = ThresholdTuning.from_dict(
         json.loads((step / "eval" / "metrics.json").read_text())["tuning"])
     return adapter, tuning
@@ -42,8 +54,9 @@ def _predict_scan(source, *, adapter, tuning):
     return stacks_to_rle_frame([stack], masks, column="predicted"), stack.n_slices
 
 
-def predict_submission(run_dir, track: str, data_dir, out, *, fold: int = 0,
-                       images_subdir: str = "test", parallel=None) -> tuple[Path, int]:
+def predict_submission(run_dir, track: str | None, data_dir, out, *, fold: int = 0,
+                       images_subdir: str = "test", parallel=None, device: str | None = None,
+                       num_threads: int | None = None) -> tuple[Path, int]:
     """Write ``id,class,predicted`` for every slice under ``data_dir/images_subdir``,
     reading one scan at a time."""
     import pandas as pd
@@ -52,7 +65,8 @@ def predict_submission(run_dir, track: str, data_dir, out, *, fold: int = 0,
     from gitract.data.kaggle import write_submission
     from gitract.utils.parallel import ParallelConfig, map_scans
 
-    adapter, tuning = load_trained_track(run_dir, track, fold=fold)
+    adapter, tuning = load_trained_track(run_dir, track, fold=fold, device=device,
+                                         num_threads=num_threads)
     index = index_dataset("kaggle", data_dir, images_subdir=images_subdir,
                           classes=tuning.classes)
     parts = map_scans(_predict_scan, [index.source(k) for k in index.keys()],

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from gitract.compare._report_training import build_training_report, training_lines
 from gitract.utils.io import atomic_path, write_text_atomic
 
 FIGURES = ("probability_maps", "threshold_sweeps", "reliability", "confusion", "empty_slices",
@@ -284,29 +285,6 @@ def _figures(out: Path, summary: dict, classes: list[str]) -> tuple[dict, dict]:
     return made, skipped
 
 
-def _training_lines(summary: dict) -> list[str]:
-    """One line per deep track: budget, steps and epochs run, and why training stopped."""
-    lines = []
-    for name, t in summary["tracks"].items():
-        for k, fold in enumerate(t.get("folds") or []):
-            tr = fold.get("training")
-            if not tr:
-                continue
-            budget = ", ".join(f"{b} {v}" for b, v in (tr.get("budget") or {}).items()
-                               if v is not None)
-            ran = f"{tr['epochs']} epochs" + (f", {tr['steps']} optimiser steps"
-                                               if tr.get("steps") is not None else "")
-            why = {"max_steps": "step budget reached", "max_epochs": "epoch budget reached",
-                   "patience": "early stopping (no validation improvement)",
-                   "max_minutes": "**the time guard (max_minutes) fired: this track's "
-                                  "numbers depend on the machine's speed**"}.get(
-                tr.get("stopped"), str(tr.get("stopped")))
-            best = f"; weights of epoch {tr['best_epoch']} kept" if tr.get("best_epoch") else ""
-            lines.append(f"- {name}, fold {k}: budget {budget or 'n/a'}; ran {ran}; "
-                         f"stopped: {why}{best}.")
-    return lines
-
-
 def build_report(out: str | Path) -> Path:
     """Write ``report.md`` and ``figures/`` for a finished run folder.
 
@@ -323,6 +301,8 @@ def build_report(out: str | Path) -> Path:
     config = json.loads((out / "config.json").read_text())
     env = json.loads((out / "env.json").read_text())
     splits = summary["split"]
+    if not any(f["test"] for f in splits["folds"]):
+        return build_training_report(out, summary, config, env)
     any_track = next(iter(summary["tracks"].values()), None)
     classes = list(any_track["per_class"]) if any_track else []
     made, skipped = _figures(out, summary, classes) if any_track else ({}, {})
@@ -370,7 +350,7 @@ def build_report(out: str | Path) -> Path:
               "prediction. Inference: probability map of one test slice.", ""]
     lines.append(_markdown_table(summary, classes) if any_track else "(no finished track)")
     lines += ["", "## Summary (generated from the numbers)", "", written_summary(summary), ""]
-    training = _training_lines(summary)
+    training = training_lines(summary)
     if training:
         lines += ["## Training of the deep tracks", "",
                   "Budgets are in optimiser steps or epochs, so the same seed gives the same "

@@ -28,23 +28,19 @@ from __future__ import annotations
 
 import logging
 import shutil
-import time
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-
 from gitract.compare._aggregate import aggregate_run
 from gitract.compare._environment import dataset_description, environment_info
-from gitract.compare._files import clean, hash_key, write_csv, write_json
+from gitract.compare._files import hash_key, write_json
+from gitract.compare._step_eval import evaluate_step
 from gitract.compare._steps import mark_done, step_status
 from gitract.config import ExperimentConfig
 from gitract.data.index import DatasetIndex, natural_key
 from gitract.data.record import SliceStack
 from gitract.utils._random import derive_seeds, seed_everything
-from gitract.utils.io import atomic_path
 from gitract.utils.memory import release_memory
 from gitract.utils.parallel import ParallelConfig, map_scans, parallel_session
 
@@ -90,17 +86,21 @@ def load_stacks(config: ExperimentConfig) -> list[SliceStack]:
 
 
 def make_folds(config: ExperimentConfig, cases: Sequence[str]) -> tuple[dict, list]:
-    """The split (saved as ``splits.json``) and its folds as ``(train, val, test)`` lists."""
-    from gitract.data.splits import make_case_splits
-    from gitract.evaluation import case_folds
+    """The split (saved as ``splits.json``) and its folds as ``(train, val, test)`` lists.
+
+    A split with no test case (``n_test: 0``) is a training run: every fold trains and
+    tunes thresholds on validation cases; nothing is scored.
+    """
+    from gitract.data.splits import case_folds, make_case_splits
 
     split = config.split
     cases = sorted(set(cases), key=natural_key)
     if split.cross_validate:
-        folds = case_folds(cases, n_folds=split.n_folds, n_val=1, random_state=config.seed)
+        n_val = 1 if split.n_val is None else split.n_val
+        folds = case_folds(cases, n_folds=split.n_folds, n_val=n_val, random_state=config.seed)
         splits = {
             "scheme": f"case-grouped {split.n_folds}-fold cross-validation (every case tested once;"
-            " one training case per fold validates the thresholds)",
+            f" {n_val} training case(s) per fold validate the thresholds)",
             "cases": cases,
             "folds": [{"train": t, "val": v, "test": te} for t, v, te in folds],
             "seed": config.seed,
@@ -108,12 +108,15 @@ def make_folds(config: ExperimentConfig, cases: Sequence[str]) -> tuple[dict, li
         return splits, [(list(t), list(v), list(te)) for t, v, te in folds]
     raw = make_case_splits(
         cases, n_folds=split.n_folds, n_test=split.n_test, test_fraction=split.test_fraction,
-        val_fraction=split.val_fraction, random_state=config.seed,
+        val_fraction=split.val_fraction, n_val=split.n_val, random_state=config.seed,
     )
     fold = raw["folds"][0]
+    scheme = ("case-grouped held-out test cases; training cases split into train/val"
+              " (thresholds tuned on val)") if raw["test"] else (
+        "training run: case-grouped train/val split, no test cases (thresholds tuned on val;"
+        " nothing scored)")
     splits = {
-        "scheme": "case-grouped held-out test cases; training cases split into train/val"
-        " (thresholds tuned on val)",
+        "scheme": scheme,
         "cases": cases,
         "folds": [{"train": list(fold["train"]), "val": list(fold["val"]), "test": list(raw["test"])}],
         "seed": config.seed,
@@ -237,9 +240,9 @@ def run_comparison(
                 log.info("fold %d %s: evaluating (%s)", fold_index, track.name, why)
                 adapter = _fit_or_load(track, step_dir / "model", model_key, track_seed, index,
                                        index.keys_of(train_c), index.keys_of(val_c), parallel)
-                _evaluate(adapter, track.name, fold_index, index, index.keys_of(val_c),
-                          index.keys_of(test_c), step_dir / "eval", eval_key, conventions,
-                          examples, config.report.calibration_bins, tuning, parallel)
+                evaluate_step(adapter, track.name, fold_index, index, index.keys_of(val_c),
+                              index.keys_of(test_c), step_dir / "eval", eval_key, conventions,
+                              examples, config.report.calibration_bins, tuning, parallel)
                 del adapter  # the next track starts from the memory this one held
                 release_memory()
                 computed += 1
@@ -308,108 +311,6 @@ def _fit_or_load(track, directory: Path, key: str, seed: int, index, train_keys,
                     "this track's numbers depend on the machine's speed", track.name,
                     training.get("steps", 0))
     return adapter
-
-
-def _evaluate(adapter, name, fold, index, val_keys, test_keys, directory: Path, key,
-              conventions, examples, bins, tuning_options, parallel):
-    from gitract.compare import _scan_eval as E
-    from gitract.postprocessing import (
-        ThresholdTuning,
-        hausdorff_pool_factor,
-        tuning_from_statistics,
-    )
-
-    if directory.exists():
-        shutil.rmtree(directory)
-    directory.mkdir(parents=True)
-    classes = index.classes
-    stages = {}
-    if val_keys:
-        # Thresholds come from validation scans only; test scans never reach the sweep.
-        side = max(max(index.ref(k).shape) for k in val_keys)
-        factor = hausdorff_pool_factor(side, tuning_options["hausdorff_max_side"])
-        t0 = time.perf_counter()
-        parts = map_scans(E.validation_statistics, [index.source(k) for k in val_keys],
-                          parallel=parallel, adapter=adapter,
-                          grid=tuning_options["threshold_grid"],
-                          min_sizes=tuning_options["min_sizes"], conventions=conventions,
-                          pool_factor=factor)
-        tuning = tuning_from_statistics(pd.concat([p[0] for p in parts], ignore_index=True),
-                                        classes, keys=list(val_keys), pool_factor=factor)
-        stages["validate"] = _stage(time.perf_counter() - t0, sum(p[1] for p in parts),
-                                    read=sum(p[2] for p in parts),
-                                    predict=sum(p[3] for p in parts),
-                                    sweep=sum(p[4] for p in parts))
-    else:
-        tuning = ThresholdTuning.fixed(classes)
-    t0 = time.perf_counter()
-    # Test scans in chunks: each chunk's predicted RLE (long strings for noisy masks) is
-    # appended to predictions.csv and dropped, so memory does not grow with the test set.
-    outs = []
-    sources = [index.source(k) for k in test_keys]
-    size = 8 * (1 if parallel.serial else max(parallel.n_jobs, 2))
-    with atomic_path(directory / "predictions.csv") as tmp:
-        for start in range(0, len(sources), size):
-            part = map_scans(E.test_outputs, sources[start:start + size], parallel=parallel,
-                             adapter=adapter, tuning=tuning, conventions=conventions,
-                             examples=examples, n_bins=bins)
-            for o in part:
-                o.predictions.to_csv(tmp, mode="a", header=not outs and o is part[0],
-                                     index=False)
-                o.predictions = None
-            outs.extend(part)
-    n_test = sum(o.n_slices for o in outs)
-    stages["test"] = _stage(time.perf_counter() - t0, n_test, read=sum(o.read_s for o in outs),
-                            predict=sum(o.predict_s for o in outs),
-                            score=sum(o.score_s for o in outs))
-    result = E.combine_scores([o.score for o in outs], classes, conventions)
-    tag = {"model": name, "fold": fold}
-    write_csv(directory / "per_slice.csv", result.per_slice.assign(**tag))
-    write_csv(directory / "per_case.csv", result.per_case.assign(**tag))
-    sweep = tuning.sweep if tuning.sweep is not None else pd.DataFrame()
-    write_csv(directory / "sweep.csv", sweep.assign(**tag))
-    write_csv(directory / "calibration.csv",
-              E.combine_calibration([o.calibration for o in outs]).assign(**tag))
-    write_csv(directory / "confusion.csv",
-              E.combine_counts([o.confusion for o in outs], ["true", "predicted"], ["count"])
-              .assign(**tag))
-    empty = E.combine_empty([o.empty for o in outs])
-    write_csv(directory / "empty.csv", empty.assign(**tag))
-    loc = pd.concat([o.localisation for o in outs], ignore_index=True)
-    write_csv(directory / "localisation.csv", loc.assign(**tag))
-    ex = {k: v for o in outs for k, v in o.examples.items()}
-    if ex:
-        with atomic_path(directory / "examples.npz") as tmp:
-            with open(tmp, "wb") as fh:
-                np.savez_compressed(fh, **ex)
-    from gitract.compare import _analysis as A
-
-    predict_s = stages["test"]["predict_s"]
-    metrics = {
-        **result.to_dict(),
-        "fit_s": adapter.fit_seconds,
-        "ms_per_slice": 1000.0 * predict_s / max(n_test, 1),
-        "model_bytes": adapter.model_bytes,
-        "localisation_mm": A.mean_or_nan(loc["distance_mm"]),
-        "localisation_mm_per_class": {c: A.mean_or_nan(loc.loc[loc["class"] == c, "distance_mm"])
-                                      for c in classes},
-        "empty_fp_rate": A.empty_fp_rate(empty),
-        "tuning": tuning.to_dict(),
-        "tuning_options": tuning_options,
-        "n_test_slices": int(n_test),
-        "test_cases": sorted({index.ref(k).case for k in test_keys}),
-        "stages": stages,
-    }
-    write_json(directory / "metrics.json", clean(metrics))
-    mark_done(directory, key)
-    log.info("fold %d %s: dice %.3f hausdorff %.3f score %.3f (%.0f ms/slice)", fold, name,
-             result.dice, result.hausdorff, result.score, metrics["ms_per_slice"])
-
-
-def _stage(wall: float, n_slices: int, **parts: float) -> dict:
-    return {"wall_s": wall, "slices": int(n_slices),
-            "slices_per_s": n_slices / wall if wall > 0 else None,
-            **{f"{k}_s": v for k, v in parts.items()}}
 
 
 def resolve_out_dir(config: ExperimentConfig, out: str | Path | None) -> Path:

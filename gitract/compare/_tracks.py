@@ -83,10 +83,15 @@ class BlockTrackAdapter:
 
         save_block_track(self.track_, directory)
 
-    def load(self, directory: Path) -> BlockTrackAdapter:
+    def load(self, directory: Path, *, device: str | None = None,
+             num_threads: int | None = None) -> BlockTrackAdapter:
+        """Read a saved track; ``num_threads`` overrides the CNN's torch threads (a CNN
+        saved on a GPU machine already falls back to the CPU, so ``device`` is unused)."""
         from gitract.evaluation import load_block_track
 
         self.track_ = load_block_track(directory)
+        if num_threads is not None and hasattr(self.track_.model, "num_threads"):
+            self.track_.model.num_threads = int(num_threads)
         return self
 
 
@@ -156,12 +161,17 @@ class UNetTrackAdapter:
         self.model_.save(directory / "unet.pt")
         write_text_atomic(directory / "fit.json", json.dumps({"fit_seconds": self._fit_seconds}))
 
-    def load(self, directory: Path) -> UNetTrackAdapter:
+    def load(self, directory: Path, *, device: str | None = None,
+             num_threads: int | None = None) -> UNetTrackAdapter:
+        """Read a saved track; ``device`` and ``num_threads`` override the saved ones."""
         import json
+        from dataclasses import replace
 
         from gitract.models.unet import UNetSegmenter
 
-        self.model_ = UNetSegmenter.load(directory / "unet.pt")
+        self.model_ = UNetSegmenter.load(directory / "unet.pt", device=device)
+        if num_threads is not None:
+            self.model_.config = replace(self.model_.config, num_threads=int(num_threads))
         self._fit_seconds = json.loads((directory / "fit.json").read_text())["fit_seconds"]
         return self
 

@@ -18,8 +18,6 @@ from gitract.utils.io import atomic_path
 
 __all__ = [
     "case_folds",
-    "fixed_case_split",
-    "holdout_cases",
     "load_splits",
     "make_case_splits",
     "save_splits",
@@ -57,6 +55,7 @@ def make_case_splits(
     n_test: int | None = None,
     test_fraction: float | None = None,
     val_fraction: float = 0.2,
+    n_val: int | None = None,
     random_state: int = 0,
 ) -> dict:
     """Split case ids into held-out test cases and train/val folds over the rest.
@@ -75,6 +74,9 @@ def make_case_splits(
         Default when neither is given: 0.2.
     val_fraction : float
         Share of validation cases of the single split (``n_folds`` 0 or 1).
+    n_val : int, optional
+        Number of validation cases of the single split instead of ``val_fraction``
+        (0: every non-test case trains).
     random_state : int
         Seed; the same seed and cases give the same splits.
 
@@ -103,7 +105,10 @@ def make_case_splits(
         raise ValueError(f"n_folds must be a non-negative int, got {n_folds!r}")
     n_folds = int(n_folds)
     k_test = _n_test(n, n_test, test_fraction)
-    need = max(n_folds, 2)
+    if n_val is not None and (isinstance(n_val, bool) or not isinstance(n_val, (int, np.integer))
+                              or n_val < 0):
+        raise ValueError(f"n_val must be a non-negative int, got {n_val!r}")
+    need = max(n_folds, 1 if n_val == 0 and n_folds <= 1 else 2)
     if n - k_test < need:
         raise ValueError(
             f"{n} cases cannot give {k_test} test cases and {n_folds} folds "
@@ -120,11 +125,20 @@ def make_case_splits(
         test, rest = [], groups
     folds = []
     if n_folds <= 1:
-        if not 0.0 < val_fraction < 1.0:
+        if n_val is not None:
+            if n_val >= len(rest):
+                raise ValueError(f"n_val={n_val} leaves no training case among {len(rest)} "
+                                 f"non-test cases")
+            k_val = int(n_val)
+        elif not 0.0 < val_fraction < 1.0:
             raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction!r}")
-        k_val = min(len(rest) - 1, max(1, int(round(val_fraction * len(rest)))))
-        gss = GroupShuffleSplit(n_splits=1, test_size=k_val, random_state=int(seeds[1]))
-        tr, va = next(gss.split(rest, groups=rest))
+        else:
+            k_val = min(len(rest) - 1, max(1, int(round(val_fraction * len(rest)))))
+        if k_val:
+            gss = GroupShuffleSplit(n_splits=1, test_size=k_val, random_state=int(seeds[1]))
+            tr, va = next(gss.split(rest, groups=rest))
+        else:
+            tr, va = np.arange(len(rest)), np.arange(0)
         folds.append({"train": sorted(rest[tr].tolist()), "val": sorted(rest[va].tolist())})
     else:
         try:
@@ -260,38 +274,3 @@ def case_folds(
         train = sorted(c for c in rest if c not in val)
         folds.append((train, val, sorted(fold["val"])))
     return folds
-
-
-def fixed_case_split(
-    cases: Sequence[str], *, n_test: int, n_val: int = 1, random_state: int = 0
-) -> tuple[list[str], list[str], list[str]]:
-    """One ``(train, val, test)`` split of case ids (seeded).
-
-    Examples
-    --------
-    >>> train, val, test = fixed_case_split([f"c{i}" for i in range(6)], n_test=2)
-    >>> len(train), len(val), len(test)
-    (3, 1, 2)
-    """
-    s = make_case_splits(cases, n_folds=0, n_test=n_test, random_state=random_state)
-    rest = sorted(s["folds"][0]["train"] + s["folds"][0]["val"])
-    if n_val >= len(rest):
-        raise ValueError(f"n_val={n_val} leaves no training case among {len(rest)} cases")
-    gen = np.random.default_rng(random_state)
-    val = sorted(gen.choice(rest, size=n_val, replace=False).tolist()) if n_val else []
-    return [c for c in rest if c not in val], val, sorted(s["test"])
-
-
-def holdout_cases(cases: Sequence[str], *, n_val: int, random_state: int = 0) -> list[str]:
-    """``n_val`` cases drawn with the seed (validation cases of a train command).
-
-    Examples
-    --------
-    >>> holdout_cases(["a", "b", "c"], n_val=0)
-    []
-    """
-    cases = sorted(set(cases))
-    if n_val >= len(cases):
-        raise ValueError(f"n_val={n_val} leaves no training case among {len(cases)} cases")
-    gen = np.random.default_rng(random_state)
-    return sorted(gen.choice(cases, size=n_val, replace=False).tolist()) if n_val else []

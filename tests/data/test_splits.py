@@ -121,3 +121,15 @@ def test_real_uwmgi_cases_split(uwmgi_dir):
         val = split_stacks(stacks, fold["val"])
         assert not {x.case for x in train} & {x.case for x in val}
         assert len(train) + len(val) + len(split_stacks(stacks, s["test"])) == len(stacks)
+
+
+def test_n_val_counts_validation_cases_and_zero_test_cases_make_a_training_split():
+    s = make_case_splits(CASES7, n_folds=1, n_test=0, n_val=2, random_state=3)
+    assert s["test"] == [] and len(s["folds"][0]["val"]) == 2
+    assert sorted(s["folds"][0]["train"] + s["folds"][0]["val"]) == sorted(CASES7)
+    none = make_case_splits(CASES7[:2], n_folds=1, n_test=0, n_val=0)
+    assert none["folds"][0] == {"train": sorted(CASES7[:2]), "val": []}
+    with pytest.raises(ValueError, match="n_val=7 leaves no training case"):
+        make_case_splits(CASES7, n_folds=1, n_test=0, n_val=7)
+    with pytest.raises(ValueError, match="n_val must be a non-negative int"):
+        make_case_splits(CASES7, n_folds=1, n_val=-1)

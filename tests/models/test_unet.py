@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import math
-
 import numpy as np
 import pytest
 
@@ -321,46 +318,6 @@ def test_not_fitted_and_bad_stacks():
     unlabelled = SliceStack(np.ones((1, 8, 8)), None, ("a",), (1, 1), ("i",), "c")
     with pytest.raises(ValueError, match="no masks"):
         UNetSegmenter(TINY).fit([unlabelled])
-
-
-def test_evaluate_unet_track_result_fields():
-    from gitract.evaluation import evaluate_unet_track
-
-    stacks = [_stack(f"c{i}", seed=i) for i in range(3)]
-    res = evaluate_unet_track(stacks, ["c0"], ["c1"], ["c2"], TINY, min_sizes=(0,),
-                              threshold_grid=(0.3, 0.5, 0.7))
-    assert res.test_cases == ["c2"] and res.val_cases == ["c1"]
-    assert set(res.score.per_class) == {"a", "b"}
-    assert res.proba["c2_day0"].shape == (4, 40, 48, 2)
-    assert res.model_bytes > 0 and res.fit_seconds > 0 and res.ms_per_slice > 0
-    assert len(res.tuning.thresholds) == 2 and res.tuning.keys == ("c1_day0",)
-    assert not math.isnan(res.score.dice)
-    assert res.summary()["config"]["image_size"] == 32
-
-
-def test_cli_train_and_predict(tmp_path):
-    from gitract.cli import main
-    from gitract.data.kaggle import read_kaggle_dataset
-    from gitract.data.phantom import PhantomConfig, write_phantom
-
-    data = write_phantom(tmp_path / "ph", PhantomConfig(n_cases=2, n_days=1, n_slices=4,
-                                                         sizes=((64, 64),)))
-    model = tmp_path / "model"
-    rc = main(["unet", "train", "--data", "kaggle", "--path", str(data), "--out", str(model),
-               "--epochs", "1", "--device", "cpu", "--image-size", "32", "--base-channels", "4",
-               "--depth", "2", "--threads", "1", "--no-progress"])
-    assert rc == 0 and (model / "unet.pt").is_file() and (model / "history.json").is_file()
-    thresholds = json.loads((model / "thresholds.json").read_text())
-    assert len(thresholds["thresholds"]) == 3 and thresholds["keys"]  # tuned on validation
-    out = tmp_path / "sub.csv"
-    assert main(["unet", "predict", str(model), "--data-dir", str(data), "--out", str(out),
-                 "--threads", "1"]) == 0
-    import pandas as pd
-
-    sub = pd.read_csv(out, keep_default_na=False)
-    assert list(sub.columns) == ["id", "class", "predicted"]
-    n = sum(s.n_slices for s in read_kaggle_dataset(data))
-    assert len(sub) == 3 * n
 
 
 def test_prepared_volume_with_neighbours_is_exactly_the_25d_input():

@@ -11,7 +11,7 @@ Data path (training and prediction alike):
 4. the net returns one sigmoid per class (multilabel: masks overlap);
 5. prediction: probabilities resized back (bilinear) to each stack's own grid, giving
    (S, H, W, C) float32 maps. The model stops there: thresholds, metrics and reports
-   belong to the evaluation layer (:func:`gitract.evaluation.evaluate_unet_track`), which
+   belong to the comparison engine (:mod:`gitract.compare`), which
    treats them exactly as the block classifiers' probability maps.
 
 Training uses BCE + soft Dice (:func:`gitract.models.train_torch.bce_dice_loss`), seeded
