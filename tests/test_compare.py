@@ -276,6 +276,17 @@ def test_report_with_nothing_to_draw_says_so(tiny_run, tmp_path):
     run = tmp_path / "published"
     shutil.copytree(out, run)
     shutil.rmtree(run / "steps")  # a committed report: no cache
+    # The maps drawn while the cache was there are kept (a committed run holds them).
+    kept = sorted(p.name for p in (run / "figures").glob("probability_maps_*.png"))
+    assert kept
+    before = {name: (run / "figures" / name).read_bytes() for name in kept}
+    assert main(["report", str(run)]) == 0
+    text = (run / "report.md").read_text()
+    assert all(f"(figures/{name})" in text for name in kept)
+    assert "kept as they were when the report was rebuilt without it" in text
+    assert before == {name: (run / "figures" / name).read_bytes() for name in kept}
+    for name in kept:
+        (run / "figures" / name).unlink()
     assert main(["report", str(run)]) == 0
     text = (run / "report.md").read_text()
     assert "Not drawn: no example probability maps in this run folder" in text

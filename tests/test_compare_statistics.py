@@ -125,6 +125,7 @@ def test_a_clearly_better_track_is_named_with_its_interval():
     assert "**not distinguishable** from close (difference 0.002" in line
     assert "above worse (paired 95% intervals exclude 0)" in line
     table = "\n".join(paired_section(stats))
+    assert "paired case-level bootstrap 95% interval (500 resamples, seed 0:" in table
     assert "| worse | " in table and "better higher" in table
     assert "| close | " in table and "| not distinguishable |" in table
 

@@ -65,9 +65,10 @@ def _example_maps(out: Path, tracks: list[str], examples: list[str]) -> dict[str
     return found
 
 
-def _figures(out: Path, summary: dict, classes: list[str]) -> tuple[dict, dict]:
-    """Draw every figure there is data for: ``(made, skipped)``, file names per figure and,
-    for a figure with nothing to draw, the reason (a line of the report)."""
+def _figures(out: Path, summary: dict, classes: list[str]) -> tuple[dict, dict, dict]:
+    """Draw every figure there is data for: ``(made, skipped, notes)``, file names per
+    figure, for a figure with nothing to draw the reason (a line of the report), and a note
+    for figures kept from an earlier build."""
     import matplotlib.pyplot as plt
 
     from gitract import plots
@@ -76,6 +77,7 @@ def _figures(out: Path, summary: dict, classes: list[str]) -> tuple[dict, dict]:
     figdir.mkdir(exist_ok=True)
     made: dict[str, list[str]] = {k: [] for k in FIGURES}
     skipped: dict[str, str] = {}
+    notes: dict[str, str] = {}
     tracks = list(summary["tracks"])
 
     examples_path = out / "examples.json"
@@ -89,6 +91,14 @@ def _figures(out: Path, summary: dict, classes: list[str]) -> tuple[dict, dict]:
         fname = f"probability_maps_{n}.png"
         _save_fig(fig, figdir / fname, dpi=75)
         made["probability_maps"].append(fname)
+    # Without the cache a rebuilt report keeps the maps this run drew when it had it.
+    kept = [f"probability_maps_{n}.png" for n in range(len(examples))
+            if not maps and (figdir / f"probability_maps_{n}.png").is_file()]
+    if kept:
+        made["probability_maps"] = kept
+        notes["probability_maps"] = (
+            "Drawn when this run folder still held its `steps/` cache (the example maps); "
+            "kept as they were when the report was rebuilt without it.")
     if not made["probability_maps"]:
         skipped["probability_maps"] = (
             "no example probability maps in this run folder (they live in its `steps/` "
@@ -152,8 +162,9 @@ def _figures(out: Path, summary: dict, classes: list[str]) -> tuple[dict, dict]:
         _save_fig(fig, figdir / "learning_curves.png")
         made["learning_curves"].append("learning_curves.png")
     else:
-        skipped["learning_curves"] = "no deep track in this run (no training curve)"
-    return made, skipped
+        skipped["learning_curves"] = ("no training curve in this run folder (no deep track, "
+                                      "or a run older than `training.csv`)")
+    return made, skipped, notes
 
 
 def build_report(out: str | Path, *, n_resamples: int = N_RESAMPLES,
@@ -182,7 +193,7 @@ def build_report(out: str | Path, *, n_resamples: int = N_RESAMPLES,
     splits = summary["split"]
     any_track = next(iter(summary["tracks"].values()), None)
     classes = list(any_track["per_class"]) if any_track else []
-    made, skipped = _figures(out, summary, classes) if any_track else ({}, {})
+    made, skipped, notes = _figures(out, summary, classes) if any_track else ({}, {}, {})
     ds = summary["dataset"]
     lines = [f"# gitract comparison: {config['name']}", ""]
     if summary["synthetic"]:
@@ -244,6 +255,8 @@ def build_report(out: str | Path, *, n_resamples: int = N_RESAMPLES,
     for key in FIGURES:
         for fname in made.get(key, []):
             lines += [f"### {captions[key]}", "", f"![{key}](figures/{fname})", ""]
+        if key in notes:
+            lines += [notes[key], ""]
         if key in skipped:
             lines += [f"### {captions[key]}", "", f"Not drawn: {skipped[key]}.", ""]
     lines += ["## Files", "",

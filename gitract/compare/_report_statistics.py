@@ -117,8 +117,9 @@ def paired_section(stats: dict) -> list[str]:
         "## Paired comparisons (best track by score against each other track)", "",
         f"Reference: **{ref}**, the highest score pooled over the "
         f"{plural(stats['n_cases'], 'test case')}. Each row gives the difference reference − "
-        "track on the same test cases, with a paired case-level bootstrap {conf:.0%} interval ({stats['n_resamples']:,} "
-        f"resamples, seed {stats['seed']}: both tracks see the same resampled cases), and a "
+        f"track on the same test cases, with a paired case-level bootstrap {conf:.0%} "
+        f"interval ({stats['n_resamples']:,} resamples, seed {stats['seed']}: both tracks see "
+        "the same resampled cases), and a "
         "two-sided Wilcoxon signed-rank test on the per-case scores (not corrected for the "
         "number of comparisons). *Not distinguishable*: the interval of the score difference "
         f"includes 0 (or there are fewer than {stats.get('min_paired_cases')} test cases).", "",
