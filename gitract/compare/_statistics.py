@@ -22,7 +22,7 @@ from gitract.metrics import (
     MIN_PAIRED_CASES,
     CaseTotals,
     bootstrap_interval,
-    case_totals,
+    case_totals_by,
     case_values,
     paired_bootstrap,
     paired_wilcoxon,
@@ -120,11 +120,9 @@ def track_convergence(training: pd.DataFrame) -> dict[str, dict]:
     return out
 
 
-def _restrict(frame: pd.DataFrame, model: str, cls: str | None) -> pd.DataFrame:
-    keep = frame["model"] == model
-    if cls is not None:
-        keep &= frame["class"] == cls
-    return frame.loc[keep]
+def _empty_totals(cases: tuple[str, ...]) -> CaseTotals:
+    zeros = np.zeros(len(cases))
+    return CaseTotals(cases, zeros, zeros, zeros, zeros)
 
 
 def _estimate(totals: CaseTotals, metric: str) -> float:
@@ -199,14 +197,17 @@ def run_statistics(
            "convergence_rule": CONVERGENCE_RULE}
     if per_slice.empty or per_case.empty:
         return out
-    cases = sorted(set(per_slice["case"].astype(str)) | set(per_case["case"].astype(str)))
-    classes = list(dict.fromkeys(per_slice["class"].astype(str)))
+    overall = case_totals_by(per_slice, per_case, by=("model",))
+    by_class = case_totals_by(per_slice, per_case, by=("model", "class"))
+    cases = next(iter(overall.values())).cases  # every group holds every case
+    classes = [str(c) for c in per_slice["class"].unique()]
     out["n_cases"] = len(cases)
-    names = [t for t in tracks if (per_slice["model"] == t).any()]
+    present = {str(m) for m in per_slice["model"].unique()}
+    names = [t for t in tracks if t in present]
+    empty = _empty_totals(cases)
     scopes: dict[str | None, dict[str, CaseTotals]] = {
-        cls: {n: case_totals(_restrict(per_slice, n, cls), _restrict(per_case, n, cls),
-                             cases=cases) for n in names}
-        for cls in [None, *classes]}
+        None: {n: overall.get((n,), empty) for n in names},
+        **{c: {n: by_class.get((n, c), empty) for n in names} for c in classes}}
     for name in names:
         iv = bootstrap_interval(scopes[None][name], n_resamples=n_resamples,
                                 confidence=confidence, random_state=seed)

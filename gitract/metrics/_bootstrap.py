@@ -93,12 +93,70 @@ class WilcoxonResult:
         return asdict(self)
 
 
-def _sums(rows: pd.DataFrame, metric: str, cases: Sequence[str]) -> tuple[NDArray, NDArray]:
-    part = rows.loc[(rows["metric"] == metric) & rows["value"].notna()]
-    grouped = part.groupby(part["case"].astype(str))["value"].agg(["sum", "count"])
-    grouped = grouped.reindex(list(cases), fill_value=0)
+def _grouped(rows: pd.DataFrame, metric: str, keys: list[str]) -> pd.DataFrame:
+    """Sum and count of the non-NaN ``metric`` rows per ``keys`` (NaN rows do not count)."""
+    part = rows.loc[rows["metric"] == metric, [*keys, "value"]]
+    part = part.assign(case=part["case"].astype(str))
+    return part.groupby(keys, sort=False)["value"].agg(["sum", "count"])
+
+
+def _arrays(grouped: pd.DataFrame, group: tuple, n_by: int, cases: list[str]):
+    if n_by:
+        try:
+            grouped = grouped.xs(group, level=list(range(n_by)))
+        except KeyError:
+            grouped = grouped.iloc[:0].droplevel(list(range(n_by)))
+    grouped = grouped.reindex(cases, fill_value=0)
     return (grouped["sum"].to_numpy(dtype=np.float64),
             grouped["count"].to_numpy(dtype=np.float64))
+
+
+def case_totals_by(
+    per_slice: pd.DataFrame,
+    per_case: pd.DataFrame,
+    *,
+    by: Sequence[str] = (),
+    cases: Sequence[str] | None = None,
+) -> dict[tuple, CaseTotals]:
+    """:func:`case_totals` of every group of rows sharing the values of the columns ``by``
+    (e.g. ``("model", "class")``), in one pass over the tables, all on the same cases so
+    that any two groups pair.
+
+    Returns
+    -------
+    dict of tuple to CaseTotals
+        Keyed by the ``by`` values of each group found in either table (``()`` when ``by``
+        is empty).
+
+    Raises
+    ------
+    ValueError
+        The tables hold a case that ``cases`` does not list.
+    """
+    by = list(by)
+    found = {str(c) for c in per_slice["case"].unique()} | {
+        str(c) for c in per_case["case"].unique()}
+    if cases is None:
+        cases = sorted(found)
+    else:
+        cases = [str(c) for c in cases]
+        extra = found - set(cases)
+        if extra:
+            raise ValueError(f"cases does not list the cases {sorted(extra)} of the tables")
+    keys = [*by, "case"]
+    dice, hd = _grouped(per_slice, "dice", keys), _grouped(per_case, "hausdorff", keys)
+    if by:
+        groups = dict.fromkeys(
+            [*dice.index.droplevel(-1).unique(), *hd.index.droplevel(-1).unique()])
+        groups = [g if isinstance(g, tuple) else (g,) for g in groups]
+    else:
+        groups = [()]
+    out = {}
+    for group in groups:
+        dice_sum, dice_count = _arrays(dice, group, len(by), cases)
+        hd_sum, hd_count = _arrays(hd, group, len(by), cases)
+        out[group] = CaseTotals(tuple(cases), dice_sum, dice_count, hd_sum, hd_count)
+    return out
 
 
 def case_totals(
@@ -139,17 +197,7 @@ def case_totals(
     >>> t.cases, t.dice_sum.tolist(), t.dice_count.tolist()
     (('a', 'b'), [1.0, 0.5], [1.0, 1.0])
     """
-    found = set(per_slice["case"].astype(str)) | set(per_case["case"].astype(str))
-    if cases is None:
-        cases = sorted(found)
-    else:
-        cases = [str(c) for c in cases]
-        extra = found - set(cases)
-        if extra:
-            raise ValueError(f"cases does not list the cases {sorted(extra)} of the tables")
-    dice_sum, dice_count = _sums(per_slice, "dice", cases)
-    hd_sum, hd_count = _sums(per_case, "hausdorff", cases)
-    return CaseTotals(tuple(cases), dice_sum, dice_count, hd_sum, hd_count)
+    return case_totals_by(per_slice, per_case, cases=cases)[()]
 
 
 def weighted_metrics(totals: CaseTotals, weights: ArrayLike) -> dict[str, NDArray[np.float64]]:
