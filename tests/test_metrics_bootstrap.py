@@ -15,6 +15,7 @@ from gitract.metrics import (
     bootstrap_interval,
     bootstrap_weights,
     case_totals,
+    case_totals_by,
     case_values,
     paired_bootstrap,
     paired_wilcoxon,
@@ -155,3 +156,25 @@ def test_wilcoxon_on_a_consistent_difference():
 def test_bad_parameters_are_named(kwargs):
     with pytest.raises(ValueError, match=next(iter(kwargs))):
         bootstrap_interval(_totals([0.1], [0.1]), **kwargs)
+
+
+def test_grouped_totals_equal_totals_of_each_group():
+    gen = np.random.default_rng(0)
+    n = 60
+    rows = pd.DataFrame({"case": gen.choice(["c1", "c2", "c3"], n),
+                         "model": gen.choice(["a", "b"], n), "class": gen.choice(["x", "y"], n),
+                         "metric": gen.choice(["dice", "iou"], n), "value": gen.random(n)})
+    rows.loc[::7, "value"] = np.nan
+    vols = rows.assign(metric="hausdorff").iloc[::3]
+    vols = vols[~((vols["model"] == "b") & (vols["class"] == "y"))]  # a group with no volume
+    grouped = case_totals_by(rows, vols, by=("model", "class"))
+    assert set(grouped) == {(m, c) for m in "ab" for c in "xy"}
+    for (m, c), totals in grouped.items():
+        want = case_totals(rows[(rows["model"] == m) & (rows["class"] == c)],
+                           vols[(vols["model"] == m) & (vols["class"] == c)],
+                           cases=["c1", "c2", "c3"])
+        assert totals.cases == want.cases
+        for field in ("dice_sum", "dice_count", "hausdorff_sum", "hausdorff_count"):
+            np.testing.assert_allclose(getattr(totals, field), getattr(want, field))
+    assert grouped[("b", "y")].hausdorff_count.sum() == 0
+    assert set(case_totals_by(rows, vols, by=("model",))) == {("a",), ("b",)}
