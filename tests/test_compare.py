@@ -85,6 +85,36 @@ def test_table_numbers_equal_metrics_of_saved_predictions(tiny_run):
         assert f"{result.score:.3f}" in row and f"{result.dice:.3f}" in row
 
 
+def test_report_gives_intervals_paired_comparisons_and_convergence(tiny_run):
+    config, out = tiny_run
+    summary = json.loads((out / "summary.json").read_text())
+    stats = summary["statistics"]
+    assert stats["seed"] == config.seed and stats["n_resamples"] == 2000
+    assert stats["n_cases"] == len(summary["split"]["folds"][0]["test"])
+    text = (out / "report.md").read_text()
+    table = text.split("## Main table")[1].split("## Summary")[0]
+    for name, track in summary["tracks"].items():
+        iv = stats["tracks"][name]["score"]
+        # One fold: the pooled estimate is the fold's own score.
+        assert iv["estimate"] == pytest.approx(track["score"], abs=1e-12)
+        row = next(line for line in table.splitlines() if line.startswith(f"| {name} |"))
+        assert f"{iv['estimate']:.3f} [{iv['low']:.2f}, {iv['high']:.2f}]" in row
+    assert "case-level bootstrap interval" in table and "| Converged |" in table
+    paired = text.split("## Paired comparisons")[1].split("\n## ")[0]
+    reference = stats["comparisons"]["score"]["reference"]
+    assert f"Reference: **{reference}**" in paired
+    assert "| track | Score | Δ Score [95% CI] | Δ Dice [95% CI] |" in paired
+    for name in summary["tracks"]:
+        assert (f"| {name} | " in paired) == (name != reference)
+    # One test case: too few to tell tracks apart, and the report says so.
+    assert "no track is declared better" in text
+    # The deep tracks trained one epoch: too short a curve to judge.
+    conv = stats["convergence"]
+    assert {t.name for t in config.tracks if t.kind != "blocks"} <= set(conv)
+    assert all(c["converged"] == "n/a" for c in conv.values())
+    assert "gains at most 1% of its best value" in text
+
+
 def test_interrupted_run_resumes_without_recomputing(tmp_path, cache_env):
     config = load_config(TINY)
     out = tmp_path / "run"
@@ -246,6 +276,17 @@ def test_report_with_nothing_to_draw_says_so(tiny_run, tmp_path):
     run = tmp_path / "published"
     shutil.copytree(out, run)
     shutil.rmtree(run / "steps")  # a committed report: no cache
+    # The maps drawn while the cache was there are kept (a committed run holds them).
+    kept = sorted(p.name for p in (run / "figures").glob("probability_maps_*.png"))
+    assert kept
+    before = {name: (run / "figures" / name).read_bytes() for name in kept}
+    assert main(["report", str(run)]) == 0
+    text = (run / "report.md").read_text()
+    assert all(f"(figures/{name})" in text for name in kept)
+    assert "kept as they were when the report was rebuilt without it" in text
+    assert before == {name: (run / "figures" / name).read_bytes() for name in kept}
+    for name in kept:
+        (run / "figures" / name).unlink()
     assert main(["report", str(run)]) == 0
     text = (run / "report.md").read_text()
     assert "Not drawn: no example probability maps in this run folder" in text

@@ -12,6 +12,7 @@ import pandas as pd
 
 from gitract.compare._environment import dataset_description
 from gitract.compare._files import clean, write_csv, write_json
+from gitract.compare._statistics import folder_statistics
 from gitract.compare._steps import read_marker
 from gitract.config import ExperimentConfig
 
@@ -26,7 +27,8 @@ def _step_dirs(out: Path, config: ExperimentConfig) -> list[tuple[int, str, Path
 
 
 def aggregate_run(out: Path, config: ExperimentConfig | None = None) -> dict:
-    """Collect every step's outputs into run-level CSVs and ``summary.json``."""
+    """Collect every step's outputs into run-level CSVs and ``summary.json`` (with the
+    case-level bootstrap statistics of :mod:`gitract.compare._statistics`)."""
     from gitract.config import config_from_dict
 
     out = Path(out)
@@ -81,6 +83,7 @@ def aggregate_run(out: Path, config: ExperimentConfig | None = None) -> dict:
         "conventions": tracks and next(iter(tracks.values()))[0].get("conventions"),
         "n_folds": len(splits["folds"]),
         "tracks": summary_tracks,
+        "statistics": folder_statistics(out, list(summary_tracks), seed=config.seed),
     }
     write_json(out / "summary.json", clean(summary))
     return summary

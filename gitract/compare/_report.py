@@ -3,154 +3,25 @@
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from gitract.compare._files import clean, write_json
+from gitract.compare._report_statistics import convergence_lines, paired_section
+from gitract.compare._report_tables import (  # noqa: F401  (main_table: notebooks use it)
+    _markdown_table,
+    _table_text,
+    main_table,
+    written_summary,
+)
 from gitract.compare._report_training import build_training_report, training_lines
+from gitract.compare._statistics import CONFIDENCE, N_RESAMPLES, folder_statistics
 from gitract.utils.io import atomic_path, write_text_atomic
 
 FIGURES = ("probability_maps", "threshold_sweeps", "reliability", "confusion", "empty_slices",
            "learning_curves")
-
-#: Columns of the main table: (key, header, lower is better, format).
-_ABBREV = {"large_bowel": "LB", "small_bowel": "SB", "stomach": "St"}
-
-_COLUMNS = [
-    ("dice", "Dice", False, "{:.3f}"),
-    ("hausdorff", "Hausdorff", True, "{:.3f}"),
-    ("score", "Score", False, "{:.3f}"),
-    ("localisation_mm", "Centroid err. (mm)", True, "{:.2f}"),
-    ("empty_fp_rate", "FP on empty slices", True, "{:.2f}"),
-    ("fit_s", "Fit (s)", True, "{:.1f}"),
-    ("ms_per_slice", "Infer (ms/slice)", True, "{:.0f}"),
-    ("model_bytes", "Model size", True, None),
-]
-
-
-def _value(track: dict, key: str) -> float:
-    if ":" in key:
-        metric, cls = key.split(":")
-        return track["per_class"].get(cls, {}).get(metric, math.nan)
-    v = track.get(key)
-    return math.nan if v is None else float(v)
-
-
-def _fmt_bytes(n: float) -> str:
-    if not math.isfinite(n):
-        return "n/a"
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return str(n)
-
-
-def _nan(v: Any) -> float:
-    return math.nan if v is None else float(v)
-
-
-def _columns(summary: dict) -> list[tuple[str, str, bool, str | None]]:
-    """Per-class Dice columns for the run's classes, then the shared columns."""
-    first = next(iter(summary["tracks"].values()), None)
-    classes = list(first["per_class"]) if first else []
-    per_class = [(f"dice:{c}", f"Dice {_ABBREV.get(c, c)}", False, "{:.3f}") for c in classes]
-    return per_class + _COLUMNS
-
-
-def main_table(summary: dict) -> pd.DataFrame:
-    """One row per track with the report's numeric columns (the numbers ``summary.json`` holds)."""
-    rows = []
-    for name, t in summary["tracks"].items():
-        row = {"track": name}
-        for key, _, _, _ in _columns(summary):
-            row[key] = _nan(_value(t, key)) if ":" not in key else _nan(_value(t, key))
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def _markdown_table(summary: dict, classes: list[str]) -> str:
-    table = main_table(summary)
-    cols = _columns(summary)
-    header = "| track | " + " | ".join(h for _, h, _, _ in cols) + " |"
-    lines = [header, "|" + "---|" * (len(cols) + 1)]
-    best = {}
-    for key, _, lower, _ in cols:
-        vals = table[key].to_numpy(dtype=float)
-        if np.isfinite(vals).any():
-            best[key] = np.nanmin(vals) if lower else np.nanmax(vals)
-    std = {name: t.get("std", {}) for name, t in summary["tracks"].items()}
-    for _, row in table.iterrows():
-        cells = []
-        for key, _, _, fmt in cols:
-            v = row[key]
-            text = _fmt_bytes(v) if fmt is None else ("n/a" if not math.isfinite(v) else fmt.format(v))
-            sd = std[row["track"]].get(key)
-            if sd is not None and math.isfinite(_nan(sd)):
-                text += f" ± {sd:.3f}"
-            if key in best and math.isfinite(v) and np.isclose(v, best[key]):
-                text = f"**{text}**"
-            cells.append(text)
-        lines.append(f"| {row['track']} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-def written_summary(summary: dict) -> str:
-    """A few sentences on which approach wins where, generated from the numbers."""
-    tracks = summary["tracks"]
-    if not tracks:
-        return "No track finished."
-    table = main_table(summary)
-    lines = []
-
-    def best(key, lower=False):
-        vals = table.set_index("track")[key].astype(float).dropna()
-        if vals.empty:
-            return None, math.nan
-        name = vals.idxmin() if lower else vals.idxmax()
-        return name, float(vals[name])
-
-    name, v = best("score")
-    lines.append(f"- Best competition score: **{name}** ({v:.3f}).")
-    name, v = best("dice")
-    lines.append(f"- Best mean Dice: **{name}** ({v:.3f}).")
-    classes = list(next(iter(tracks.values()))["per_class"])
-    for cls in classes if len(classes) > 1 else []:
-        n, val = best(f"dice:{cls}")
-        if n is not None:
-            lines.append(f"- {cls}: best Dice by **{n}** ({val:.3f}).")
-    kinds = {name: t.get("kind") for name, t in tracks.items()}
-    by_kind: dict[str, tuple[str, float]] = {}
-    for name, t in tracks.items():
-        s = _nan(t.get("score"))
-        k = {"blocks": "classical block classifiers", "cnn": "CNN block classifiers",
-             "unet": "U-Net"}.get(kinds[name], kinds[name])
-        if math.isfinite(s) and (k not in by_kind or s > by_kind[k][1]):
-            by_kind[k] = (name, s)
-    if len(by_kind) > 1:
-        ordered = sorted(by_kind.items(), key=lambda kv: -kv[1][1])
-        parts = [f"{k} (best {n}, {s:.3f})" for k, (n, s) in ordered]
-        lines.append("- By family, ranked by score: " + "; ".join(parts) + ".")
-    sizes = {}
-    for t in tracks.values():
-        bs = (t.get("params") or {}).get("block_size")
-        if bs:
-            sizes.setdefault(bs, []).append(_nan(t.get("score")))
-    if len(sizes) > 1:
-        means = {bs: float(np.nanmean(v)) for bs, v in sizes.items()}
-        a, b = sorted(means, key=lambda k: -means[k])[:2]
-        lines.append(f"- Block size: {a}x{a} blocks average a score of {means[a]:.3f} against "
-                     f"{means[b]:.3f} for {b}x{b} over the block tracks.")
-    name, v = best("ms_per_slice", lower=True)
-    if name is not None:
-        lines.append(f"- Fastest inference: **{name}** ({v:.0f} ms per slice).")
-    name, v = best("empty_fp_rate", lower=True)
-    if name is not None and math.isfinite(v):
-        lines.append(f"- Fewest false positives on organ-free slices: **{name}** (a share of {v:.2f}).")
-    return "\n".join(lines)
 
 
 def _save_fig(fig, path: Path, *, dpi: int = 100) -> None:
@@ -194,9 +65,10 @@ def _example_maps(out: Path, tracks: list[str], examples: list[str]) -> dict[str
     return found
 
 
-def _figures(out: Path, summary: dict, classes: list[str]) -> tuple[dict, dict]:
-    """Draw every figure there is data for: ``(made, skipped)``, file names per figure and,
-    for a figure with nothing to draw, the reason (a line of the report)."""
+def _figures(out: Path, summary: dict, classes: list[str]) -> tuple[dict, dict, dict]:
+    """Draw every figure there is data for: ``(made, skipped, notes)``, file names per
+    figure, for a figure with nothing to draw the reason (a line of the report), and a note
+    for figures kept from an earlier build."""
     import matplotlib.pyplot as plt
 
     from gitract import plots
@@ -205,6 +77,7 @@ def _figures(out: Path, summary: dict, classes: list[str]) -> tuple[dict, dict]:
     figdir.mkdir(exist_ok=True)
     made: dict[str, list[str]] = {k: [] for k in FIGURES}
     skipped: dict[str, str] = {}
+    notes: dict[str, str] = {}
     tracks = list(summary["tracks"])
 
     examples_path = out / "examples.json"
@@ -218,6 +91,14 @@ def _figures(out: Path, summary: dict, classes: list[str]) -> tuple[dict, dict]:
         fname = f"probability_maps_{n}.png"
         _save_fig(fig, figdir / fname, dpi=75)
         made["probability_maps"].append(fname)
+    # Without the cache a rebuilt report keeps the maps this run drew when it had it.
+    kept = [f"probability_maps_{n}.png" for n in range(len(examples))
+            if not maps and (figdir / f"probability_maps_{n}.png").is_file()]
+    if kept:
+        made["probability_maps"] = kept
+        notes["probability_maps"] = (
+            "Drawn when this run folder still held its `steps/` cache (the example maps); "
+            "kept as they were when the report was rebuilt without it.")
     if not made["probability_maps"]:
         skipped["probability_maps"] = (
             "no example probability maps in this run folder (they live in its `steps/` "
@@ -281,15 +162,19 @@ def _figures(out: Path, summary: dict, classes: list[str]) -> tuple[dict, dict]:
         _save_fig(fig, figdir / "learning_curves.png")
         made["learning_curves"].append("learning_curves.png")
     else:
-        skipped["learning_curves"] = "no deep track in this run (no training curve)"
-    return made, skipped
+        skipped["learning_curves"] = ("no training curve in this run folder (no deep track, "
+                                      "or a run older than `training.csv`)")
+    return made, skipped, notes
 
 
-def build_report(out: str | Path) -> Path:
-    """Write ``report.md`` and ``figures/`` for a finished run folder.
+def build_report(out: str | Path, *, n_resamples: int = N_RESAMPLES,
+                 confidence: float = CONFIDENCE) -> Path:
+    """Write ``report.md`` and ``figures/`` for a finished run folder, and the statistics
+    (bootstrap intervals, paired comparisons, convergence) into its ``summary.json``.
 
     Everything comes from the run folder's files (``summary.json``, the CSVs and the saved
-    example maps), so ``gitract report RUN_DIR`` rebuilds it without retraining.
+    example maps), so ``gitract report RUN_DIR`` rebuilds it without retraining. The
+    bootstrap uses the run's seed and ``n_resamples`` resamples of the test cases.
     """
     out = Path(out)
     for name in ("summary.json", "config.json", "env.json"):
@@ -303,9 +188,14 @@ def build_report(out: str | Path) -> Path:
     splits = summary["split"]
     if not any(f["test"] for f in splits["folds"]):
         return build_training_report(out, summary, config, env)
+    stats = clean(folder_statistics(out, list(summary["tracks"]), seed=config["seed"],
+                                    n_resamples=n_resamples, confidence=confidence))
+    if summary.get("statistics") != stats:
+        summary["statistics"] = stats
+        write_json(out / "summary.json", summary)
     any_track = next(iter(summary["tracks"].values()), None)
     classes = list(any_track["per_class"]) if any_track else []
-    made, skipped = _figures(out, summary, classes) if any_track else ({}, {})
+    made, skipped, notes = _figures(out, summary, classes) if any_track else ({}, {}, {})
     ds = summary["dataset"]
     lines = [f"# gitract comparison: {config['name']}", ""]
     if summary["synthetic"]:
@@ -344,18 +234,16 @@ def build_report(out: str | Path) -> Path:
     for name, t in summary["tracks"].items():
         lines.append(f"| {name} | {t['kind']} | `{json.dumps(t['params'], sort_keys=True)}` |")
     lines += ["", "## Main table", "",
-              "Mean over folds (± standard deviation where there are several); best per column in bold. "
-              "Centroid error: distance between predicted and true organ centroids per slice and "
-              "class where both exist. FP on empty slices: share of organ-free slices with any "
-              "prediction. Inference: probability map of one test slice.", ""]
+              _table_text(summary), ""]
     lines.append(_markdown_table(summary, classes) if any_track else "(no finished track)")
     lines += ["", "## Summary (generated from the numbers)", "", written_summary(summary), ""]
+    lines += paired_section(stats)
     training = training_lines(summary)
-    if training:
+    if training or stats["convergence"]:
         lines += ["## Training of the deep tracks", "",
                   "Budgets are in optimiser steps or epochs, so the same seed gives the same "
                   "weights on another machine; a time limit is only a guard.", "",
-                  *training, ""]
+                  *training, "", *convergence_lines(stats)]
     lines += ["## Figures", ""]
     captions = {
         "probability_maps": "Probability maps per class, every track side by side, truth contours",
@@ -369,6 +257,8 @@ def build_report(out: str | Path) -> Path:
     for key in FIGURES:
         for fname in made.get(key, []):
             lines += [f"### {captions[key]}", "", f"![{key}](figures/{fname})", ""]
+        if key in notes:
+            lines += [notes[key], ""]
         if key in skipped:
             lines += [f"### {captions[key]}", "", f"Not drawn: {skipped[key]}.", ""]
     lines += ["## Files", "",

@@ -21,9 +21,25 @@ equals ``scipy.spatial.distance.directed_hausdorff`` on normalised coordinates.
 
 The code lives in private modules, one topic each: ``_overlap`` (Dice, IoU),
 ``_distance`` (Hausdorff, centroid distance), ``_conventions`` (weights, empty-mask
-rules), ``_volumes`` (one case-day in long format), ``_score`` (:func:`score_stacks`)
-and ``_submission`` (:func:`decode_submission`).
+rules), ``_volumes`` (one case-day in long format), ``_score`` (:func:`score_stacks`),
+``_submission`` (:func:`decode_submission`) and ``_bootstrap`` (case-level bootstrap
+intervals and paired tests between tracks).
 """
+
+from gitract.metrics._bootstrap import (
+    MIN_PAIRED_CASES,
+    CaseTotals,
+    Interval,
+    WilcoxonResult,
+    bootstrap_interval,
+    bootstrap_weights,
+    case_totals,
+    case_totals_by,
+    case_values,
+    paired_bootstrap,
+    paired_wilcoxon,
+    weighted_metrics,
+)
 
 # Private names (``_x``) and the weights are re-exported too, as before the split.
 from gitract.metrics._conventions import (
@@ -49,13 +65,25 @@ from gitract.metrics._submission import decode_submission
 from gitract.metrics._volumes import _score_volume, score_volumes  # noqa: F401
 
 __all__ = [
+    "MIN_PAIRED_CASES",
+    "CaseTotals",
+    "Interval",
     "MetricConventions",
     "ScoreResult",
+    "WilcoxonResult",
+    "bootstrap_interval",
+    "bootstrap_weights",
+    "case_totals",
+    "case_totals_by",
+    "case_values",
     "centroid_distance_mm",
     "decode_submission",
     "dice",
     "hausdorff_3d",
     "iou",
+    "paired_bootstrap",
+    "paired_wilcoxon",
     "score_stacks",
     "score_volumes",
+    "weighted_metrics",
 ]
