@@ -20,6 +20,7 @@ import pandas as pd
 from gitract.compare._files import clean, write_csv, write_json
 from gitract.compare._steps import mark_done
 from gitract.utils.io import atomic_path
+from gitract.utils.memory import resident_mb
 from gitract.utils.parallel import ParallelConfig, map_scans
 
 log = logging.getLogger("gitract.compare")
@@ -102,6 +103,7 @@ def evaluate_step(adapter, name: str, fold: int, index, val_keys: Sequence[str],
     # Test scans in chunks: each chunk's predicted RLE (long strings for noisy masks) is
     # appended to predictions.csv and dropped, so memory does not grow with the test set.
     outs = []
+    rss = []  # (slices done, resident MB) after each chunk: growth per slice, measured
     sources = [index.source(k) for k in test_keys]
     size = 8 * (1 if parallel.serial else max(parallel.n_jobs, 2))
     with atomic_path(directory / "predictions.csv") as tmp:
@@ -114,10 +116,12 @@ def evaluate_step(adapter, name: str, fold: int, index, val_keys: Sequence[str],
                                      index=False)
                 o.predictions = None
             outs.extend(part)
+            rss.append((sum(o.n_slices for o in outs), resident_mb()))
     n_test = sum(o.n_slices for o in outs)
     stages["test"] = _stage(time.perf_counter() - t0, n_test, read=sum(o.read_s for o in outs),
                             predict=sum(o.predict_s for o in outs),
                             score=sum(o.score_s for o in outs))
+    stages["test"]["rss_mb_by_slices"] = rss
     result = E.combine_scores([o.score for o in outs], classes, conventions)
     write_csv(directory / "per_slice.csv", result.per_slice.assign(**tag))
     write_csv(directory / "per_case.csv", result.per_case.assign(**tag))

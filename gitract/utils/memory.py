@@ -33,3 +33,10 @@ def release_memory() -> bool:
     if libc is None:
         return False
     return bool(libc.malloc_trim(0))
+
+
+def resident_mb() -> float:
+    """This process's resident memory in MB (psutil), for the stage records."""
+    import psutil
+
+    return psutil.Process().memory_info().rss / 2**20
