@@ -21,6 +21,7 @@ from gitract.compare._files import clean, write_csv, write_json
 from gitract.compare._steps import mark_done
 from gitract.utils.io import atomic_path
 from gitract.utils.parallel import ParallelConfig, map_scans
+from gitract.utils.progress import progress_counter
 
 log = logging.getLogger("gitract.compare")
 
@@ -69,7 +70,7 @@ def evaluate_step(adapter, name: str, fold: int, index, val_keys: Sequence[str],
         factor = hausdorff_pool_factor(side, tuning_options["hausdorff_max_side"])
         t0 = time.perf_counter()
         parts = map_scans(E.validation_statistics, [index.source(k) for k in val_keys],
-                          parallel=parallel, adapter=adapter,
+                          parallel=parallel, desc=f"{name}: validation sweep", adapter=adapter,
                           grid=tuning_options["threshold_grid"],
                           min_sizes=tuning_options["min_sizes"], conventions=conventions,
                           pool_factor=factor)
@@ -104,7 +105,8 @@ def evaluate_step(adapter, name: str, fold: int, index, val_keys: Sequence[str],
     outs = []
     sources = [index.source(k) for k in test_keys]
     size = 8 * (1 if parallel.serial else max(parallel.n_jobs, 2))
-    with atomic_path(directory / "predictions.csv") as tmp:
+    with atomic_path(directory / "predictions.csv") as tmp, \
+            progress_counter(total=len(sources), desc=f"{name}: test scans") as bar:
         for start in range(0, len(sources), size):
             part = map_scans(E.test_outputs, sources[start:start + size], parallel=parallel,
                              adapter=adapter, tuning=tuning, conventions=conventions,
@@ -114,6 +116,7 @@ def evaluate_step(adapter, name: str, fold: int, index, val_keys: Sequence[str],
                                      index=False)
                 o.predictions = None
             outs.extend(part)
+            bar.update(len(part))
     n_test = sum(o.n_slices for o in outs)
     stages["test"] = _stage(time.perf_counter() - t0, n_test, read=sum(o.read_s for o in outs),
                             predict=sum(o.predict_s for o in outs),
