@@ -82,12 +82,12 @@ def predict_submission(run_dir, track: str | None, data_dir, out, *, fold: int =
     from gitract.data.kaggle import write_submission
     from gitract.utils.parallel import ParallelConfig, map_scans
 
+    adapter, tuning = load_trained_track(run_dir, track, fold=fold, device=device,
+                                         num_threads=num_threads)
     scans = Path(data_dir) / images_subdir
     if not scans.is_dir():
         raise DataError(f"{scans}: no such folder (scans are read from DATA_DIR/"
                         f"{images_subdir}; choose another with --images-subdir, e.g. train)")
-    adapter, tuning = load_trained_track(run_dir, track, fold=fold, device=device,
-                                         num_threads=num_threads)
     index = index_dataset("kaggle", data_dir, images_subdir=images_subdir,
                           classes=tuning.classes)
     parts = map_scans(_predict_scan, [index.source(k) for k in index.keys()],
