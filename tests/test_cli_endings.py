@@ -308,3 +308,8 @@ def test_ctrl_c_ends_in_one_line_and_the_same_command_resumes(tmp_path, monkeypa
     assert numbers[0] == numbers[1]
     for name in ("metrics_per_slice.csv", "metrics_per_case.csv", "sweep.csv"):
         pd.testing.assert_frame_equal(pd.read_csv(out / name), pd.read_csv(reference / name))
+    # env.json says where and on what the run ran.
+    env = json.loads((out / "env.json").read_text())
+    assert {"git_sha", "git_dirty", "cuda", "cudnn", "device"} <= set(env)
+    assert env["data"]["n_files"] == 3 * 4 and env["data"]["n_scans"] == 3
+    assert len(env["data"]["sha1"]) == 16
