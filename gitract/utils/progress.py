@@ -35,10 +35,18 @@ def show_progress() -> bool:
     """Whether bars are on here and there is somewhere to draw them."""
     if not _ENABLED.get():
         return False
-    if "ipykernel" in sys.modules:
+    if _in_notebook():
         return True
     stream = sys.stderr
     return bool(getattr(stream, "isatty", lambda: False)())
+
+
+def _in_notebook() -> bool:
+    """Whether this code runs in a Jupyter kernel (not merely with ipykernel imported)."""
+    ipython = sys.modules.get("IPython")
+    get = getattr(ipython, "get_ipython", None)
+    shell = get() if callable(get) else None
+    return shell is not None and getattr(shell, "kernel", None) is not None
 
 
 def progress_bar(iterable: Iterable[T], *, desc: str, total: int | None = None,
