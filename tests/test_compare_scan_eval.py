@@ -16,7 +16,11 @@ from gitract.compare._scan_eval import (
 )
 from gitract.data.record import SliceStack
 from gitract.metrics import MetricConventions, score_stacks
-from gitract.postprocessing import sweep_statistics, tune_thresholds, tuning_from_statistics
+from gitract.postprocessing import (
+    sweep_statistics,
+    tune_thresholds,
+    tuning_from_statistics,
+)
 
 CLASSES = ("large_bowel", "small_bowel", "stomach")
 

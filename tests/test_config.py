@@ -32,7 +32,7 @@ def test_unknown_keys_are_named(raw, key):
 
 
 def test_bad_track_kind_and_duplicates():
-    with pytest.raises(ValueError, match="kind must be"):
+    with pytest.raises(ValueError, match=r"tracks\[0\]\.kind: must be one of"):
         config_from_dict({"tracks": [{"name": "a", "kind": "svm"}]})
     with pytest.raises(ValueError, match="duplicate track"):
         config_from_dict({"tracks": [{"name": "a", "kind": "unet"}, {"name": "a", "kind": "unet"}]})
@@ -57,3 +57,155 @@ def test_shipped_configs_are_valid(path):
             if track.kind == "cnn":
                 params = {"classifier": "cnn", "features": "raw", **params}
             BlockTrackConfig.from_dict(params)
+
+
+# ------------------------------------------------------------- every field checked, named
+BASE = {"name": "t", "data": {"kind": "phantom"},
+        "tracks": [{"name": "rf", "kind": "blocks", "params": {"classifier": "rf"}},
+                   {"name": "lgbm", "kind": "blocks", "params": {"classifier": "lightgbm"}},
+                   {"name": "unet", "kind": "unet", "params": {"image_size": 64}}]}
+
+
+def _with(path: str, value):
+    """BASE with ``value`` at a dotted ``path`` (``tracks.1.params.x``)."""
+    import copy
+
+    raw = copy.deepcopy(BASE)
+    node = raw
+    parts = path.split(".")
+    for part in parts[:-1]:
+        node = node[int(part)] if isinstance(node, list) else node.setdefault(part, {})
+    node[parts[-1]] = value
+    return raw
+
+
+@pytest.mark.parametrize(("path", "value", "message"), [
+    ("seeed", 1, "seeed: unknown key (did you mean seed?)"),
+    ("seed", "abc", "seed: expected an int, got 'abc'"),
+    ("seed", -1, "seed: must be in [0, 2**32)"),
+    ("name", "a/b", "name: must be a non-empty folder name"),
+    ("deterministic", "yes", "deterministic: expected true or false"),
+    ("min_sizes", [0, -5], "min_sizes: must be >= 0"),
+    ("split.n_folds", "five", "split.n_folds: expected an int, got 'five'"),
+    ("split.val_fraction", 1.5, "split.val_fraction: must be in (0, 1)"),
+    ("split.cross_validate", True, "split.n_folds: cross_validate needs n_folds >= 2"),
+    ("data.kind", "kagle", "data.kind: must be one of kaggle, phantom, "),
+    ("data.phantom.n_cases", "three", "data.phantom.n_cases: expected an int, got 'three'"),
+    ("data.phantom.n_slices", 2, "data.phantom.n_slices: must be >= 4"),
+    ("data.slice_step", 0, "data.slice_step: must be >= 1, got 0"),
+    ("data.options", {"images_subdir": 3}, "data.options.images_subdir: expected a string"),
+    ("data.optoins", {}, "data.optoins: unknown key (did you mean options?)"),
+    ("report.calibration_bins", 1, "report.calibration_bins: must be >= 2"),
+    ("parallel.backend", "ray", "parallel.backend: must be one of joblib, dask"),
+    ("metrics.dice_both_empty", "x", "metrics.dice_both_empty: expected a number"),
+    ("tracks.0.kind", "svm", "tracks[0].kind: must be one of blocks, cnn, unet, got 'svm'"),
+    ("tracks.0.name", "lgbm", "tracks[1].name: duplicate track name 'lgbm' (also tracks[0])"),
+    ("tracks.0.params.block_sise", 33,
+     "tracks[0].params.block_sise: unknown key (did you mean block_size?)"),
+    ("tracks.0.params.block_size", 32, "tracks[0].params.block_size: must be a positive odd"),
+    ("tracks.0.params.feature_params", {"sigmaz": [1]},
+     "tracks[0].params.feature_params.sigmaz: unknown parameter of FilterFeaturizer "
+     "(did you mean sigmas?)"),
+    ("tracks.0.params.feature_params", {"grid": 4},
+     "tracks[0].params.feature_params.grid: must be a positive odd int"),
+    ("tracks.0.params.model_params", {"n_estimators": "ten"},
+     "tracks[0].params.model_params.n_estimators: must be an int in the range [1, inf)"),
+    ("tracks.1.params.model_params", {"n_estimator": 5},
+     "tracks[1].params.model_params.n_estimator: unknown parameter of LGBMClassifier "
+     "(did you mean n_estimators?)"),
+    ("tracks.2.params.image_size", 60, "tracks[2].params.image_size: must be divisible"),
+    ("tracks.2.params.devcie", "cpu", "tracks[2].params.devcie: unknown key (did you mean "
+                                      "device?)"),
+    ("tracks.2.params.device", "gpu", "tracks[2].params.device: must be auto, cpu, cuda"),
+    ("tracks.2.params.max_stepz", 5, "tracks[2].params.max_stepz: unknown key (did you mean "
+                                     "max_steps?)"),
+])
+def test_every_problem_names_the_file_and_the_key_path(path, value, message):
+    from gitract.config import ConfigError
+
+    with pytest.raises(ConfigError) as info:
+        config_from_dict(_with(path, value), where="x.yaml")
+    text = str(info.value)
+    assert text.startswith("x.yaml: ") and message in text, text
+    assert "\n" not in text
+
+
+def test_cnn_model_params_are_checked_against_the_block_cnn():
+    pytest.importorskip("torch")
+    raw = {"tracks": [{"name": "cnn", "kind": "cnn",
+                       "params": {"model_params": {"max_epoch": 2}}}]}
+    with pytest.raises(ValueError, match=r"tracks\[0\]\.params\.model_params\.max_epoch: "
+                                         r"unknown parameter of BlockCNNClassifier \(did you "
+                                         r"mean max_epochs\?\)"):
+        config_from_dict(raw)
+    raw["tracks"][0]["params"]["model_params"] = {"dropout": 1.5}
+    with pytest.raises(ValueError, match=r"model_params\.dropout: must be in \[0, 1\)"):
+        config_from_dict(raw)
+    raw["tracks"][0]["params"] = {"classifier": "rf"}
+    with pytest.raises(ValueError, match=r"params\.classifier: a track of kind cnn"):
+        config_from_dict(raw)
+
+
+def test_a_number_yaml_reads_as_a_string_is_a_number():
+    # PyYAML (YAML 1.1) reads 1e-3 as a string; the config takes it as the number it is.
+    path_raw = _with("tracks.2.params.lr", "1e-3")
+    cfg = config_from_dict(path_raw)
+    assert cfg.tracks[2].params["lr"] == 0.001
+    with pytest.raises(ValueError, match="lr: expected a number, got 'fast'"):
+        config_from_dict(_with("tracks.2.params.lr", "fast"))
+
+
+@pytest.mark.parametrize(("text", "where"), [
+    ("name: t\nsplit: {n_folds: 1\n", "line 3, column 1: invalid YAML"),
+    ("name: t\n  seed: 1\n", "line 2, column 7: invalid YAML: mapping values are not allowed"),
+    ("- a\n- b\n", "expected a mapping of settings at the top level, got a list"),
+])
+def test_invalid_yaml_is_one_line_with_line_and_column(tmp_path, text, where):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(ValueError) as info:
+        load_config(path)
+    assert str(info.value).startswith(f"{path}: ") and where in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_set_overrides_dotted_keys_and_tracks_by_name(tmp_path):
+    from gitract.config import apply_sets, parse_sets
+
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml_text(BASE))
+    cfg = load_config(path, sets=["data.path=/data/x y", "split.n_folds=3",
+                                  "tracks.unet.params.max_steps=100",
+                                  "tracks.1.params.model_params.num_leaves=7",
+                                  "data.phantom.n_cases=2", "min_sizes=[0, 64]"])
+    assert cfg.data.path == "/data/x y" and cfg.split.n_folds == 3
+    assert cfg.tracks[2].params["max_steps"] == 100
+    assert cfg.tracks[1].params["model_params"] == {"num_leaves": 7}
+    assert cfg.data.phantom == {"n_cases": 2} and cfg.min_sizes == (0, 64)
+    raw, paths = apply_sets(BASE, parse_sets(["tracks.unet.params.depth=2"]))
+    assert paths == {"tracks[2].params.depth": "tracks.unet.params.depth"}
+    assert "depth" not in BASE["tracks"][2]["params"]  # a copy: the input is untouched
+
+
+@pytest.mark.parametrize(("item", "message"), [
+    ("tracks.unt.params.max_steps=5", "--set: tracks.unt.params.max_steps: no track named "
+                                      "'unt' (did you mean unet?)"),
+    ("split.n_folds=x", "--set: split.n_folds: expected an int, got 'x'"),
+    ("tracks.unet.params.max_stepz=5", "--set: tracks.unet.params.max_stepz: unknown key "
+                                       "(did you mean max_steps?)"),
+    ("seed", "--set: seed: expected KEY=VALUE"),
+    ("seed.x=1", "--set: seed.x: seed is 0, not a mapping"),
+    ("name=[a", "--set: name: invalid YAML value '[a'"),
+])
+def test_a_bad_set_is_blamed_on_set(tmp_path, item, message):
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml_text({**BASE, "seed": 0}))
+    with pytest.raises(ValueError) as info:
+        load_config(path, sets=[item])
+    assert str(info.value).startswith(message), str(info.value)
+
+
+def yaml_text(raw) -> str:
+    import yaml
+
+    return yaml.safe_dump(raw, sort_keys=False)

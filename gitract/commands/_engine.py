@@ -34,7 +34,10 @@ def add_data_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def add_run_arguments(p: argparse.ArgumentParser, *, evaluate: bool, track: str) -> None:
-    """The split, seed and run-folder flags of ``evaluate`` (test cases) or ``train``."""
+    """The split, seed, run-folder, ``--n-jobs`` and ``--set`` flags of ``evaluate`` (test
+    cases) or ``train``."""
+    from gitract.commands.compare import add_set_argument, positive_int
+
     if evaluate:
         p.add_argument("--folds", type=int, default=0,
                        help="K-fold case cross-validation, every case tested once (0: one "
@@ -48,6 +51,9 @@ def add_run_arguments(p: argparse.ArgumentParser, *, evaluate: bool, track: str)
     p.add_argument("--out", type=Path, default=None,
                    help=f"run folder (default {RUNS_DIR}/<data>-{track}{kind}); finished "
                         "steps found there are reused, changed settings recomputed")
+    p.add_argument("--n-jobs", type=positive_int, default=1,
+                   help="worker processes for the per-scan stages (default 1)")
+    add_set_argument(p)
 
 
 def parse_params(items: list[str]) -> dict[str, Any]:
@@ -78,15 +84,16 @@ def split_settings(args: argparse.Namespace, *, evaluate: bool) -> dict[str, Any
 
 def track_config(args: argparse.Namespace, *, name: str, kind: str, params: dict[str, Any],
                  evaluate: bool):
-    """A one-track :class:`~gitract.config.ExperimentConfig` from the command line.
+    """A one-track :class:`~gitract.config.ExperimentConfig` from the command line (the
+    flags, then ``--set`` overrides; the track is ``tracks.<name>``).
 
     Raises
     ------
     DataError
         A flag the config or the track rejects, naming it.
     """
-    from gitract.compare import make_track
-    from gitract.config import config_from_dict
+    from gitract.config import ConfigError, apply_sets, config_from_dict, parse_sets
+    from gitract.config._overrides import blame
 
     raw = {
         "name": f"{args.data}-{name}" + ("" if evaluate else "-train"),
@@ -95,19 +102,27 @@ def track_config(args: argparse.Namespace, *, name: str, kind: str, params: dict
                  "slice_step": args.every},
         "split": split_settings(args, evaluate=evaluate),
         "tracks": [{"name": name, "kind": kind, "params": params}],
+        "parallel": {"n_jobs": getattr(args, "n_jobs", 1)},
     }
+    raw, paths = apply_sets(raw, parse_sets(getattr(args, "sets", [])))
     try:
-        config = config_from_dict(raw, where="options")
-    except (TypeError, ValueError) as exc:
-        raise DataError(f"options: {exc}") from None
-    try:
-        make_track(kind, params, random_state=0)  # every parameter checked before any data
-    except (TypeError, ValueError) as exc:
-        raise DataError(f"track {name}: {exc}") from None
-    return config
+        return config_from_dict(raw, where="command line")
+    except ConfigError as exc:
+        exc = blame(exc, paths)
+        flag = FLAGS.get(exc.key)
+        if flag is not None and exc.source == "command line":
+            raise ConfigError(flag, exc.key, exc.problem) from None
+        raise exc from None
 
 
-def run_track(args: argparse.Namespace, config, *, progress: bool = False) -> tuple[Path, dict]:
+#: Config keys the track commands set from a flag (named in their errors).
+FLAGS = {"data.path": "--path", "data.slice_step": "--every", "seed": "--seed",
+         "split.n_val": "--n-val", "split.n_test": "--n-test", "split.n_folds": "--folds",
+         "parallel.n_jobs": "--n-jobs"}
+
+
+def run_track(args: argparse.Namespace, config, *, progress: bool | None = None
+              ) -> tuple[Path, dict]:
     """Check the data and the split, run the engine into the run folder and return
     ``(run folder, summary.json)``."""
     from gitract.compare import run_comparison
@@ -126,7 +141,10 @@ def run_track(args: argparse.Namespace, config, *, progress: bool = False) -> tu
     except ValueError as exc:
         raise DataError(f"split (--folds/--n-test/--n-val) of {len(index.cases())} cases: "
                         f"{exc}") from None
-    run_comparison(config, out, progress=progress)
+    args.run_dir_ = out  # where an interrupted run resumes (see gitract.cli)
+    if progress is None:
+        progress = not getattr(args, "no_progress", False)
+    run_comparison(config, out, progress=progress, index=index)
     return Path(out), json.loads((Path(out) / "summary.json").read_text())
 
 

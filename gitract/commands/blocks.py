@@ -26,6 +26,7 @@ from gitract.commands._engine import (
     run_track,
     track_config,
 )
+from gitract.commands.predict import add_images_subdir
 
 
 def _add_track(p: argparse.ArgumentParser) -> None:
@@ -41,27 +42,50 @@ def _add_track(p: argparse.ArgumentParser) -> None:
                    help="classifier parameter (JSON value), e.g. --param n_estimators=100")
 
 
+EVALUATE_EXAMPLES = """examples:
+  gitract blocks evaluate --data kaggle --path /data/uwmgi --classifier lightgbm --folds 5
+  gitract blocks evaluate --data phantom --block-size 63 --param n_estimators=50 \\
+      --set tracks.rf-63.params.step=8 --n-jobs 2
+
+--set KEY=VALUE overrides a key of the run's config (the track is tracks.<name>, named
+<classifier>-<block size>); the run folder resumes when the same command is run again.
+"""
+
+TRAIN_EXAMPLES = """examples:
+  gitract blocks train --data kaggle --path /data/uwmgi --classifier rf --out runs/rf
+  gitract predict runs/rf --data-dir /data/uwmgi --images-subdir train --out sub.csv
+"""
+
+PREDICT_EXAMPLES = """example:
+  gitract blocks predict --model runs/rf --data-dir /data/uwmgi --out submission.csv
+"""
+
+
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     """Add the ``blocks`` subcommands."""
+    parser.epilog = EVALUATE_EXAMPLES
     sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     ev = sub.add_parser("evaluate", help="train / tune / score on case-grouped splits "
-                                         "(a one-track comparison run)")
+                                         "(a one-track comparison run)",
+                        epilog=EVALUATE_EXAMPLES)
     add_data_arguments(ev)
     _add_track(ev)
     add_run_arguments(ev, evaluate=True, track="<classifier>-<block size>")
     tr = sub.add_parser("train", help="fit a track on all cases but the validation ones, "
                                       "tune its thresholds there and save both (a run "
-                                      "folder for 'gitract predict')")
+                                      "folder for 'gitract predict')",
+                        epilog=TRAIN_EXAMPLES)
     add_data_arguments(tr)
     _add_track(tr)
     add_run_arguments(tr, evaluate=False, track="<classifier>-<block size>")
     pr = sub.add_parser("predict", help="alias of 'gitract predict RUN_DIR': a Kaggle "
-                                        "submission with a trained track")
+                                        "submission with a trained track",
+                        epilog=PREDICT_EXAMPLES)
     pr.add_argument("--model", type=Path, required=True,
                     help="run folder written by 'blocks train' (or any comparison run)")
     pr.add_argument("--track", default=None, help="track name (default: the run's only one)")
     pr.add_argument("--data-dir", type=Path, required=True, help="Kaggle-layout dataset folder")
-    pr.add_argument("--images-subdir", default="test", help="scans folder (default test)")
+    add_images_subdir(pr)
     pr.add_argument("--out", type=Path, required=True, help="submission CSV to write")
 
 

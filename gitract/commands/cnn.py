@@ -18,6 +18,7 @@ from gitract.commands._engine import (
     run_track,
     track_config,
 )
+from gitract.commands.compare import device_name
 
 
 def _add_track(p: argparse.ArgumentParser) -> None:
@@ -31,23 +32,41 @@ def _add_track(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--channels", default="16,32,64", help="conv channels, comma-separated")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda | mps")
+    p.add_argument("--device", type=device_name, default="auto",
+                   help="auto | cpu | cuda | cuda:N | mps")
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="other BlockCNNClassifier parameter (JSON value)")
     p.add_argument("--verbose", action="store_true", help="epoch progress bars")
 
 
+EVALUATE_EXAMPLES = """examples:
+  gitract cnn evaluate --data kaggle --path /data/uwmgi --block-size 33 --epochs 10 --device cuda
+  gitract cnn evaluate --data phantom --folds 3 --set tracks.cnn-33.params.step=8
+
+--set KEY=VALUE overrides a key of the run's config (the track is tracks.cnn-<block size>);
+the run folder resumes when the same command is run again.
+"""
+
+TRAIN_EXAMPLES = """examples:
+  gitract cnn train --data kaggle --path /data/uwmgi --out runs/cnn --device cuda
+  gitract predict runs/cnn --data-dir /data/uwmgi --images-subdir train --out sub.csv
+"""
+
+
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     """Add the ``cnn`` subcommands."""
+    parser.epilog = EVALUATE_EXAMPLES
     sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     ev = sub.add_parser("evaluate", help="train / tune / score on case-grouped splits "
-                                         "(a one-track comparison run)")
+                                         "(a one-track comparison run)",
+                        epilog=EVALUATE_EXAMPLES)
     add_data_arguments(ev)
     _add_track(ev)
     add_run_arguments(ev, evaluate=True, track="cnn-<block size>")
     tr = sub.add_parser("train", help="fit on all cases but the validation ones, tune the "
-                                      "thresholds there; apply with 'gitract predict RUN_DIR'")
+                                      "thresholds there; apply with 'gitract predict RUN_DIR'",
+                        epilog=TRAIN_EXAMPLES)
     add_data_arguments(tr)
     _add_track(tr)
     add_run_arguments(tr, evaluate=False, track="cnn-<block size>")

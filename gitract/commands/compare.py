@@ -1,22 +1,86 @@
-"""``gitract compare CONFIG [--out DIR] [--seed N]``: every track, one split, one report."""
+"""``gitract compare CONFIG [--out DIR] [--set KEY=VALUE ...]``: every track, one split,
+one report.
+
+The config is checked entirely (after ``--seed``, ``--device``, ``--set``) before any data
+is read or any folder written. An interrupted run (Ctrl-C) resumes where it stopped when
+the same command is run again: finished steps are reused, nothing is recomputed.
+"""
 
 from __future__ import annotations
 
 import argparse
+
+EXAMPLES = """examples:
+  gitract compare experiments/configs/quick.yaml
+  gitract compare experiments/configs/kaggle.yaml --set data.path=/data/uwmgi --n-jobs 2
+  gitract compare experiments/configs/quick.yaml --set tracks.unet.params.max_steps=100 \\
+      --set split.n_test=3 --device cuda -v
+
+--set KEY=VALUE overrides one key of the config (repeatable; the value is read as YAML).
+Keys are dotted paths; a track is addressed by its name: tracks.<name>.params.<key>
+(or by its position, tracks.0.params.<key>). Ctrl-C stops a run; running the same
+command again resumes it without recomputing the finished steps.
+"""
+
+
+def add_set_argument(parser: argparse.ArgumentParser) -> None:
+    """``--set KEY=VALUE`` (repeatable)."""
+    parser.add_argument("--set", dest="sets", action="append", default=[],
+                        metavar="KEY=VALUE",
+                        help="override a config key, e.g. --set data.path=/data/uwmgi or "
+                             "--set tracks.unet.params.max_steps=100 (value read as YAML)")
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: an int >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive int, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive int, got {text!r}")
+    return value
+
+
+def device_name(text: str) -> str:
+    """An argparse type: auto, cpu, cuda, cuda:N or mps."""
+    import re
+
+    if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", text):
+        raise argparse.ArgumentTypeError(f"expected auto, cpu, cuda, cuda:N or mps, got {text!r}")
+    return text
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", help="YAML config (e.g. experiments/configs/quick.yaml)")
     parser.add_argument("--out", default=None, help="run folder (default reports/<config name>)")
     parser.add_argument("--seed", type=int, default=None, help="override the config's seed")
-    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
-    parser.add_argument("--n-jobs", type=int, default=None,
+    add_set_argument(parser)
+    parser.add_argument("--device", type=device_name, default=None,
+                        help="device of the deep tracks (cnn, unet): auto, cpu, cuda, cuda:N, "
+                             "mps (default: each track's own setting)")
+    parser.add_argument("--n-jobs", type=positive_int, default=None,
                         help="workers for the per-scan stages (joblib processes, or the "
                              "workers of a Dask LocalCluster with --backend dask)")
     parser.add_argument("--backend", choices=("joblib", "dask"), default=None,
                         help="where per-scan stages run (default: the config's parallel.backend)")
     parser.add_argument("--scheduler", default=None,
                         help="address of a running Dask scheduler (implies --backend dask)")
+    parser.epilog = EXAMPLES
+
+
+def device_sets(raw_tracks, device: str | None) -> list[str]:
+    """``--set`` items that put every deep track of the config on ``device``."""
+    if device is None:
+        return []
+    out = []
+    for i, track in enumerate(raw_tracks or []):
+        kind = track.get("kind") if isinstance(track, dict) else None
+        if kind == "unet":
+            out.append(f"tracks.{i}.params.device={device}")
+        elif kind == "cnn":
+            out.append(f"tracks.{i}.params.model_params.device={device}")
+    return out
 
 
 def run(args: argparse.Namespace) -> int:
@@ -24,20 +88,20 @@ def run(args: argparse.Namespace) -> int:
 
     from gitract.compare import run_comparison
     from gitract.compare._run import resolve_out_dir
-    from gitract.config import load_config
+    from gitract.config import load_config, read_config_file
 
     overrides = {} if args.seed is None else {"seed": args.seed}
-    config = load_config(args.config, overrides=overrides)
     parallel = {k: v for k, v in (("n_jobs", args.n_jobs), ("backend", args.backend),
                                   ("scheduler", args.scheduler)) if v is not None}
     if args.scheduler is not None:
         parallel["backend"] = "dask"
-    if parallel:
-        from dataclasses import replace
-
-        config = replace(config, parallel=replace(config.parallel, **parallel))
+    sets = [f"parallel.{k}={v}" for k, v in parallel.items()]
+    sets += device_sets(read_config_file(args.config).get("tracks"), args.device)
+    config = load_config(args.config, overrides=overrides, sets=[*sets, *args.sets])
     out = resolve_out_dir(config, args.out)
+    args.run_dir_ = out  # where an interrupted run resumes (see gitract.cli)
     start = time.perf_counter()
-    run_comparison(config, out, progress=not args.no_progress, config_path=str(args.config))
+    run_comparison(config, out, progress=not getattr(args, "no_progress", False),
+                   config_path=str(args.config))
     print(f"report: {out / 'report.md'} ({time.perf_counter() - start:.0f} s)")
     return 0

@@ -59,9 +59,11 @@ def run(args: argparse.Namespace) -> int:
         out = write_phantom(
             args.out_dir, config, overwrite=args.overwrite, n_jobs=args.n_jobs
         )
-    except FileExistsError as exc:
-        print(f"error: {exc}")
-        return 1
+    except FileExistsError:
+        from gitract.data.record import DataError
+
+        raise DataError(f"{args.out_dir}: exists and is not an empty folder; pass "
+                        "--overwrite to replace it") from None
     n_scans = config.n_cases * config.n_days
     print(
         f"wrote phantom to {out}: {config.n_cases} cases x {config.n_days} days x "

@@ -11,6 +11,24 @@ from __future__ import annotations
 
 import argparse
 
+#: The scans folder under ``--data-dir`` that every predict command reads by default.
+IMAGES_SUBDIR = "test"
+
+EXAMPLES = """examples:
+  gitract predict reports/quick --track rf-33 --data-dir /data/uwmgi --out submission.csv
+  gitract predict runs/kaggle-unet-train --data-dir /data/uwmgi --images-subdir train \\
+      --out train_predictions.csv --device cuda
+
+Scans are read from DATA_DIR/test unless --images-subdir names another folder (the Kaggle
+download holds train/ only: pass --images-subdir train to predict those scans).
+"""
+
+
+def add_images_subdir(parser: argparse.ArgumentParser) -> None:
+    """``--images-subdir`` with the same default in every predict command."""
+    parser.add_argument("--images-subdir", default=IMAGES_SUBDIR,
+                        help=f"scans folder under the data folder (default: {IMAGES_SUBDIR})")
+
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_dir", help="a finished comparison or training run folder")
@@ -18,16 +36,19 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                         help="track name, e.g. rf-33, cnn-63, unet (default: the run's only "
                              "track)")
     parser.add_argument("--data-dir", required=True, help="Kaggle-layout folder of scans")
-    parser.add_argument("--images-subdir", default="test", help="scans folder (default: test)")
+    add_images_subdir(parser)
     parser.add_argument("--fold", type=int, default=0)
     parser.add_argument("--out", required=True, help="submission CSV (id,class,predicted)")
     add_runtime_arguments(parser)
+    parser.epilog = EXAMPLES
 
 
 def add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
     """``--device`` and ``--threads``: where a deep track predicts (not saved settings)."""
-    parser.add_argument("--device", default=None,
-                        help="override the U-Net's saved device (auto, cpu, cuda, mps)")
+    from gitract.commands.compare import device_name
+
+    parser.add_argument("--device", type=device_name, default=None,
+                        help="override the deep track's saved device (auto, cpu, cuda, mps)")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads of a deep track")
 
@@ -35,10 +56,12 @@ def add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
 def predict(args: argparse.Namespace, run_dir, track: str | None, images_subdir: str) -> int:
     """Write the submission and say so (shared with the ``predict`` aliases)."""
     from gitract.compare._predict import predict_submission
+    from gitract.utils.progress import progress_bars
 
-    path, n = predict_submission(run_dir, track, args.data_dir, args.out, fold=args.fold,
-                                 images_subdir=images_subdir, device=args.device,
-                                 num_threads=args.threads)
+    with progress_bars(not getattr(args, "no_progress", False)):
+        path, n = predict_submission(run_dir, track, args.data_dir, args.out, fold=args.fold,
+                                     images_subdir=images_subdir, device=args.device,
+                                     num_threads=args.threads)
     print(f"wrote {path}: {n} slices")
     return 0
 

@@ -9,7 +9,8 @@
   thresholds in ``steps/fold0/unet/eval/metrics.json``; ``report.md`` lists them.
 - ``predict RUN_DIR --data-dir D --out submission.csv``: an alias of ``gitract predict
   RUN_DIR``: a Kaggle submission (``id,class,predicted``) for a Kaggle-layout folder of
-  scans (no ``train.csv`` needed), with the thresholds chosen at training time.
+  scans (``D/test`` unless ``--images-subdir`` says otherwise; no ``train.csv`` needed),
+  with the thresholds chosen at training time.
 
 Held-out scores of the U-Net come from a comparison config (``gitract compare``).
 """
@@ -34,14 +35,30 @@ _FLAGS = (("epochs", "max_epochs"), ("steps", "max_steps"), ("minutes", "max_min
           ("threads", "num_threads"))
 
 
+TRAIN_EXAMPLES = """examples:
+  gitract unet train --data kaggle --path /data/uwmgi --gpu-config --device cuda --out runs/unet
+  gitract unet train --data phantom --steps 200 --image-size 128 --threads 1 \\
+      --set tracks.unet.params.augment=false
+
+--set KEY=VALUE overrides a key of the run's config (the track is tracks.unet); the run
+folder resumes when the same command is run again.
+"""
+
+PREDICT_EXAMPLES = """example:
+  gitract unet predict runs/unet --data-dir /data/uwmgi --out submission.csv --device cuda
+"""
+
+
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     """Add the ``unet`` subcommands."""
-    from gitract.commands.predict import add_runtime_arguments
+    from gitract.commands.compare import device_name
+    from gitract.commands.predict import add_images_subdir, add_runtime_arguments
 
+    parser.epilog = TRAIN_EXAMPLES
     sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     tr = sub.add_parser("train", help="train a 2.5D U-Net, tune its thresholds on "
                                       "validation cases, save both (a run folder for "
-                                      "'gitract predict')")
+                                      "'gitract predict')", epilog=TRAIN_EXAMPLES)
     add_data_arguments(tr)
     add_run_arguments(tr, evaluate=False, track="unet")
     tr.add_argument("--epochs", type=int, default=None, help="epoch budget (default 40)")
@@ -49,7 +66,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                     help="budget in optimiser steps (reproducible on any machine)")
     tr.add_argument("--minutes", type=float, default=None,
                     help="wall-clock guard (alone: the budget, machine-dependent)")
-    tr.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    tr.add_argument("--device", type=device_name, default="auto",
+                    help="auto, cpu, cuda, cuda:N or mps")
     tr.add_argument("--gpu-config", action="store_true",
                     help="start from the larger GPU config (base 32, depth 4, 320 px)")
     tr.add_argument("--image-size", type=int, default=None, help="network grid side")
@@ -59,14 +77,13 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     tr.add_argument("--lr", type=float, default=None)
     tr.add_argument("--threads", type=int, default=None,
                     help="torch CPU threads (1 is much faster on a busy 2-core machine)")
-    tr.add_argument("--no-progress", action="store_true", help="no progress bar")
     pr = sub.add_parser("predict", help="alias of 'gitract predict RUN_DIR': a Kaggle "
-                                        "submission with a trained U-Net")
+                                        "submission with a trained U-Net",
+                        epilog=PREDICT_EXAMPLES)
     pr.add_argument("model_dir", type=Path, help="run folder written by 'unet train'")
     pr.add_argument("--track", default="unet", help="track name (default unet)")
     pr.add_argument("--data-dir", type=Path, required=True, help="Kaggle-layout dataset folder")
-    pr.add_argument("--images-subdir", default=None,
-                    help="scans folder under DATA_DIR (default: test if present, else train)")
+    add_images_subdir(pr)
     pr.add_argument("--out", type=Path, required=True, help="submission CSV to write")
     add_runtime_arguments(pr)
 
@@ -93,7 +110,7 @@ def track_params(args: argparse.Namespace) -> dict:
 def _train(args: argparse.Namespace) -> int:
     config = track_config(args, name="unet", kind="unet", params=track_params(args),
                           evaluate=False)
-    out, summary = run_track(args, config, progress=not args.no_progress)
+    out, summary = run_track(args, config)
     print_training(out, summary, "unet")
     return 0
 
@@ -101,11 +118,8 @@ def _train(args: argparse.Namespace) -> int:
 def _predict(args: argparse.Namespace) -> int:
     from gitract.commands.predict import predict
 
-    subdir = args.images_subdir
-    if subdir is None:
-        subdir = "test" if (args.data_dir / "test").is_dir() else "train"
     args.fold = 0
-    return predict(args, args.model_dir, args.track, subdir)
+    return predict(args, args.model_dir, args.track, args.images_subdir)
 
 
 def run(args: argparse.Namespace) -> int:

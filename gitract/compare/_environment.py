@@ -40,11 +40,12 @@ def environment_info() -> dict[str, Any]:
         import torch
 
         threads = torch.get_num_threads()
-        cuda = torch.version.cuda
+        cuda = torch.version.cuda  # the CUDA the build targets (None: a CPU-only build)
+        if torch.backends.cudnn.is_available():
+            cudnn = torch.backends.cudnn.version()
         if torch.cuda.is_available():
             device = "cuda"
             gpu = torch.cuda.get_device_name(0)
-            cudnn = torch.backends.cudnn.version()
     except ImportError:  # pragma: no cover
         pass
     return {

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from gitract.data.record import DataError
 from gitract.utils.io import atomic_path, write_text_atomic
 
 
@@ -48,3 +49,15 @@ def write_json(path: Path, obj: Any) -> None:
 def write_csv(path: Path, frame: pd.DataFrame) -> None:
     with atomic_path(path) as tmp:
         frame.to_csv(tmp, index=False)
+
+
+def read_json(path: Path):
+    """A run file's JSON; a missing, cut or invalid file raises :class:`DataError` naming
+    it."""
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise DataError(f"{path}: missing; the run has not finished (rerun it to complete "
+                        "it)") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(f"{path}: cannot read it ({exc})") from None

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+from gitract.compare._files import read_json
 from gitract.data.record import DataError
 
 
@@ -21,8 +21,12 @@ def load_trained_track(run_dir: str | Path, track: str | None, *, fold: int = 0,
     if not (run_dir / "config.json").is_file():
         raise DataError(f"{run_dir / 'config.json'}: missing; not a run folder (write one with "
                         "gitract compare, gitract blocks train or gitract unet train)")
-    config = json.loads((run_dir / "config.json").read_text())
-    tracks = {t["name"]: t for t in config["tracks"]}
+    config = read_json(run_dir / "config.json")
+    try:
+        tracks = {t["name"]: t for t in config["tracks"]}
+    except (KeyError, TypeError):
+        raise DataError(f"{run_dir / 'config.json'}: no list of tracks; not the config of a "
+                        "run") from None
     if track is None:
         if len(tracks) != 1:
             raise DataError(f"{run_dir}: {len(tracks)} tracks; name one with --track "
@@ -39,10 +43,23 @@ def load_trained_track(run_dir: str | Path, track: str | None, *, fold: int = 0,
                 "models are not committed with a report: rerun the comparison "
                 f"(gitract compare CONFIG --out {run_dir}) to train it")
     t = tracks[track]
-    adapter = make_track(t["kind"], t["params"], random_state=0).load(
-        step / "model", device=device, num_threads=num_threads)
-    tuning = ThresholdTuning.from_dict(
-        json.loads((step / "eval" / "metrics.json").read_text())["tuning"])
+    try:
+        adapter = make_track(t["kind"], t["params"], random_state=0).load(
+            step / "model", device=device, num_threads=num_threads)
+    except DataError:
+        raise
+    except FileNotFoundError as exc:
+        raise DataError(f"{step / 'model'}: {exc}; rerun the comparison "
+                        f"(gitract compare CONFIG --out {run_dir}) to train it") from None
+    except (ValueError, KeyError, TypeError, EOFError) as exc:
+        raise DataError(f"{step / 'model'}: cannot load the trained track {track!r} "
+                        f"({type(exc).__name__}: {exc})") from None
+    metrics = read_json(step / "eval" / "metrics.json")
+    try:
+        tuning = ThresholdTuning.from_dict(metrics["tuning"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise DataError(f"{step / 'eval' / 'metrics.json'}: no usable tuned thresholds "
+                        f"({type(exc).__name__}: {exc})") from None
     return adapter, tuning
 
 
@@ -67,10 +84,15 @@ def predict_submission(run_dir, track: str | None, data_dir, out, *, fold: int =
 
     adapter, tuning = load_trained_track(run_dir, track, fold=fold, device=device,
                                          num_threads=num_threads)
+    scans = Path(data_dir) / images_subdir
+    if not scans.is_dir():
+        raise DataError(f"{scans}: no such folder (scans are read from DATA_DIR/"
+                        f"{images_subdir}; choose another with --images-subdir, e.g. train)")
     index = index_dataset("kaggle", data_dir, images_subdir=images_subdir,
                           classes=tuning.classes)
     parts = map_scans(_predict_scan, [index.source(k) for k in index.keys()],
-                      parallel=parallel or ParallelConfig(), adapter=adapter, tuning=tuning)
+                      parallel=parallel or ParallelConfig(), desc="predicting scans",
+                      adapter=adapter, tuning=tuning)
     frame = pd.concat([p[0] for p in parts], ignore_index=True)
     write_submission(frame, out)
     return Path(out), sum(p[1] for p in parts)

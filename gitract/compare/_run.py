@@ -39,7 +39,7 @@ from gitract.compare._step_eval import evaluate_step
 from gitract.compare._steps import mark_done, step_status
 from gitract.config import ExperimentConfig
 from gitract.data.index import DatasetIndex, natural_key
-from gitract.data.record import SliceStack
+from gitract.data.record import DataError, SliceStack
 from gitract.utils._random import derive_seeds, seed_everything
 from gitract.utils.memory import release_memory
 from gitract.utils.parallel import ParallelConfig, map_scans, parallel_session
@@ -47,7 +47,7 @@ from gitract.utils.parallel import ParallelConfig, map_scans, parallel_session
 log = logging.getLogger("gitract.compare")
 
 __all__ = ["RunInterrupted", "aggregate_run", "load_index", "load_stacks", "make_folds",
-           "resolve_out_dir", "run_comparison"]
+           "prepare_run", "resolve_out_dir", "run_comparison"]
 
 
 class RunInterrupted(RuntimeError):
@@ -131,7 +131,7 @@ def choose_example_slices(index: DatasetIndex, keys: Sequence[str], n: int,
     from gitract.compare._scan_eval import example_candidates
 
     rows = [r for part in map_scans(example_candidates, [index.source(k) for k in keys],
-                                    parallel=parallel) for r in part]
+                                    parallel=parallel, desc="example slices") for r in part]
     rows.sort(key=lambda r: (-r[0], -r[1], r[3]))
     chosen, used = [], set()
     for r in rows:
@@ -158,6 +158,7 @@ def run_comparison(
     report: bool = True,
     config_path: str | None = None,
     parallel: ParallelConfig | None = None,
+    index: DatasetIndex | None = None,
 ) -> Path:
     """Train, tune and score every track of ``config``; write the run folder and report.
 
@@ -169,95 +170,144 @@ def run_comparison(
     stop_after : int, optional
         Raise :class:`RunInterrupted` after this many steps were computed (tests).
     progress : bool
-        Show progress bars.
+        Progress bars on long loops (drawn on a terminal or in a notebook only).
     report : bool
         Build ``report.md`` and figures at the end.
     parallel : ParallelConfig, optional
         Where per-scan stages run (default ``config.parallel``).
+    index : DatasetIndex, optional
+        ``load_index(config)`` when the caller has already built it.
 
     Returns
     -------
     Path
         The run folder.
     """
-    from tqdm.auto import tqdm
-
-    from gitract.compare._tracks import make_track
+    from gitract.utils.progress import progress_bars
 
     parallel = config.parallel if parallel is None else parallel
     # One derived seed for every track: block tracks then sample the same training
     # blocks (a like-for-like comparison).
     track_seed = derive_seeds(config.seed, 1)[0]
-    for track in config.tracks:  # every track's parameters are checked before any data
-        make_track(track.kind, track.params, random_state=track_seed)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(out / "log.txt")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    log.addHandler(handler)
-    log.setLevel(logging.INFO)
+    source = config_path or "config"
+    with progress_bars(progress):
+        # Everything that can fail on the config or the data's layout fails here, before
+        # the run folder exists.
+        index, splits, folds = prepare_run(config, source, track_seed, index=index)
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(out / "log.txt")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        log.addHandler(handler)
+        log.setLevel(min(logging.INFO, logging.getLogger("gitract").getEffectiveLevel()))
+        try:
+            seed_everything(config.seed)
+            if config.deterministic:
+                import torch
+
+                torch.use_deterministic_algorithms(True, warn_only=True)
+            log.info("run %s: config %s -> %s (%s)", config.name, config_path, out,
+                     _where(parallel))
+            write_json(out / "config.json", {"config_path": config_path, **config.to_dict()})
+            write_json(out / "env.json", {**environment_info(),
+                                          "deterministic": config.deterministic,
+                                          "seed": config.seed, "data": index.fingerprint(),
+                                          "parallel": asdict(parallel)})
+            log.info("indexed %d scans, %d cases, %d slices", len(index.scans),
+                     len(index.cases()), index.n_slices)
+            write_json(out / "splits.json", splits)
+            _run_steps(config, out, index, splits, folds, track_seed, parallel, stop_after)
+            aggregate_run(out, config)
+            if report:
+                from gitract.compare._report import build_report
+
+                build_report(out)
+            log.info("run finished: %s", out)
+            return out
+        except KeyboardInterrupt:
+            log.info("interrupted; finished steps are kept: run the same command to resume",
+                     extra={"file_only": True})
+            raise
+        except Exception as exc:
+            log.error("failed: %s: %s", type(exc).__name__, exc, extra={"file_only": True})
+            raise
+        finally:
+            log.removeHandler(handler)
+            handler.close()
+
+
+def prepare_run(config: ExperimentConfig, source: str, track_seed: int, *,
+                index: DatasetIndex | None = None) -> tuple[DatasetIndex, dict, list]:
+    """Check every track's parameters, index the data and make the split, before a run
+    writes anything; a problem raises :class:`DataError` naming ``source`` (the config
+    file) and the section."""
+    from gitract.compare._tracks import make_track
+
+    for i, track in enumerate(config.tracks):  # every track's parameters before any data
+        try:
+            make_track(track.kind, track.params, random_state=track_seed)
+        except (TypeError, ValueError) as exc:
+            if isinstance(exc, DataError):
+                raise
+            raise DataError(f"{source}: tracks[{i}] ({track.name}): {exc}") from None
     try:
-        seed_everything(config.seed)
-        if config.deterministic:
-            import torch
-
-            torch.use_deterministic_algorithms(True, warn_only=True)
-        log.info("run %s: config %s -> %s (%s)", config.name, config_path, out, _where(parallel))
-        write_json(out / "config.json", {"config_path": config_path, **config.to_dict()})
-        index = load_index(config)
-        write_json(out / "env.json", {**environment_info(), "deterministic": config.deterministic,
-                                      "seed": config.seed, "data": index.fingerprint(),
-                                      "parallel": asdict(parallel)})
-        log.info("indexed %d scans, %d cases, %d slices", len(index.scans), len(index.cases()),
-                 index.n_slices)
+        _conventions(config)
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"{source}: metrics: {exc}") from None
+    try:
+        index = load_index(config) if index is None else index
+    except DataError:
+        raise
+    except ValueError as exc:
+        raise DataError(f"{source}: data: {exc}") from None
+    try:
         splits, folds = make_folds(config, index.cases())
-        splits["dataset"] = dataset_description(config)
-        write_json(out / "splits.json", splits)
-        data_key = hash_key({"data": dataset_description(config), "splits": splits["folds"],
-                             "seed": config.seed})
-        conventions = _conventions(config)
-        with parallel_session(parallel):
-            examples = choose_example_slices(index, index.keys_of(folds[0][2]),
-                                             config.report.n_example_slices, parallel)
-            write_json(out / "examples.json", {"fold": 0, "ids": examples})
-            steps = [(k, t) for k, _ in enumerate(folds) for t in config.tracks]
-            computed = 0
-            bar = tqdm(steps, desc="tracks", disable=not progress, unit="step")
-            for fold_index, track in bar:
-                bar.set_postfix_str(f"fold {fold_index} {track.name}")
-                train_c, val_c, test_c = folds[fold_index]
-                step_dir = out / "steps" / f"fold{fold_index}" / track.name
-                model_key = hash_key({"data": data_key, "fold": fold_index, "kind": track.kind,
-                                      "params": track.params, "seed": track_seed})
-                tuning = _tuning_options(config, track)
-                eval_key = hash_key({"model": model_key, "conventions": repr(conventions),
-                                     "tuning": tuning, "examples": examples,
-                                     "report": asdict(config.report), "version": 3})
-                done, why = step_status(step_dir / "eval", eval_key)
-                if done:
-                    log.info("fold %d %s: cached, skipped", fold_index, track.name)
-                    continue
-                log.info("fold %d %s: evaluating (%s)", fold_index, track.name, why)
-                adapter = _fit_or_load(track, step_dir / "model", model_key, track_seed, index,
-                                       index.keys_of(train_c), index.keys_of(val_c), parallel)
-                evaluate_step(adapter, track.name, fold_index, index, index.keys_of(val_c),
-                              index.keys_of(test_c), step_dir / "eval", eval_key, conventions,
-                              examples, config.report.calibration_bins, tuning, parallel)
-                del adapter  # the next track starts from the memory this one held
-                release_memory()
-                computed += 1
-                if stop_after is not None and computed >= stop_after:
-                    raise RunInterrupted(f"stopped after {computed} steps (stop_after)")
-        aggregate_run(out, config)
-        if report:
-            from gitract.compare._report import build_report
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"{source}: split: {exc} ({len(index.cases())} cases)") from None
+    splits["dataset"] = dataset_description(config)
+    return index, splits, folds
 
-            build_report(out)
-        log.info("run finished: %s", out)
-        return out
-    finally:
-        log.removeHandler(handler)
-        handler.close()
+
+def _run_steps(config, out, index, splits, folds, track_seed, parallel, stop_after) -> None:
+    """Every (fold, track) step not already finished: fit (or load), tune, score."""
+    from gitract.utils.progress import progress_bar
+
+    data_key = hash_key({"data": dataset_description(config), "splits": splits["folds"],
+                         "seed": config.seed})
+    conventions = _conventions(config)
+    with parallel_session(parallel):
+        examples = choose_example_slices(index, index.keys_of(folds[0][2]),
+                                         config.report.n_example_slices, parallel)
+        write_json(out / "examples.json", {"fold": 0, "ids": examples})
+        steps = [(k, t) for k, _ in enumerate(folds) for t in config.tracks]
+        computed = 0
+        bar = progress_bar(steps, desc="tracks", unit="step")
+        for fold_index, track in bar:
+            if hasattr(bar, "set_postfix_str"):
+                bar.set_postfix_str(f"fold {fold_index} {track.name}")
+            train_c, val_c, test_c = folds[fold_index]
+            step_dir = out / "steps" / f"fold{fold_index}" / track.name
+            model_key = hash_key({"data": data_key, "fold": fold_index, "kind": track.kind,
+                                  "params": track.params, "seed": track_seed})
+            tuning = _tuning_options(config, track)
+            eval_key = hash_key({"model": model_key, "conventions": repr(conventions),
+                                 "tuning": tuning, "examples": examples,
+                                 "report": asdict(config.report), "version": 3})
+            done, why = step_status(step_dir / "eval", eval_key)
+            if done:
+                log.info("fold %d %s: cached, skipped", fold_index, track.name)
+                continue
+            log.info("fold %d %s: evaluating (%s)", fold_index, track.name, why)
+            adapter = _fit_or_load(track, step_dir / "model", model_key, track_seed, index,
+                                   index.keys_of(train_c), index.keys_of(val_c), parallel)
+            evaluate_step(adapter, track.name, fold_index, index, index.keys_of(val_c),
+                          index.keys_of(test_c), step_dir / "eval", eval_key, conventions,
+                          examples, config.report.calibration_bins, tuning, parallel)
+            del adapter  # the next track starts from the memory this one held
+            release_memory()
+            computed += 1
+            if stop_after is not None and computed >= stop_after:
+                raise RunInterrupted(f"stopped after {computed} steps (stop_after)")
 
 
 def _where(parallel: ParallelConfig) -> str:

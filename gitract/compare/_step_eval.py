@@ -22,6 +22,7 @@ from gitract.compare._steps import mark_done
 from gitract.utils.io import atomic_path
 from gitract.utils.memory import resident_mb
 from gitract.utils.parallel import ParallelConfig, map_scans
+from gitract.utils.progress import progress_counter
 
 log = logging.getLogger("gitract.compare")
 
@@ -70,7 +71,7 @@ def evaluate_step(adapter, name: str, fold: int, index, val_keys: Sequence[str],
         factor = hausdorff_pool_factor(side, tuning_options["hausdorff_max_side"])
         t0 = time.perf_counter()
         parts = map_scans(E.validation_statistics, [index.source(k) for k in val_keys],
-                          parallel=parallel, adapter=adapter,
+                          parallel=parallel, desc=f"{name}: validation sweep", adapter=adapter,
                           grid=tuning_options["threshold_grid"],
                           min_sizes=tuning_options["min_sizes"], conventions=conventions,
                           pool_factor=factor)
@@ -106,7 +107,8 @@ def evaluate_step(adapter, name: str, fold: int, index, val_keys: Sequence[str],
     rss = []  # (slices done, resident MB) after each chunk: growth per slice, measured
     sources = [index.source(k) for k in test_keys]
     size = 8 * (1 if parallel.serial else max(parallel.n_jobs, 2))
-    with atomic_path(directory / "predictions.csv") as tmp:
+    with atomic_path(directory / "predictions.csv") as tmp, \
+            progress_counter(total=len(sources), desc=f"{name}: test scans") as bar:
         for start in range(0, len(sources), size):
             part = map_scans(E.test_outputs, sources[start:start + size], parallel=parallel,
                              adapter=adapter, tuning=tuning, conventions=conventions,
@@ -117,6 +119,7 @@ def evaluate_step(adapter, name: str, fold: int, index, val_keys: Sequence[str],
                 o.predictions = None
             outs.extend(part)
             rss.append((sum(o.n_slices for o in outs), resident_mb()))
+            bar.update(len(part))
     n_test = sum(o.n_slices for o in outs)
     stages["test"] = _stage(time.perf_counter() - t0, n_test, read=sum(o.read_s for o in outs),
                             predict=sum(o.predict_s for o in outs),

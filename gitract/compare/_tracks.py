@@ -44,7 +44,8 @@ class BlockTrackAdapter:
 
         n_slices = sum(index.ref(k).n_slices for k in train_keys)
         parts = map_scans(_training_rows, [index.source(k) for k in train_keys],
-                          parallel=parallel or ParallelConfig(), config=self.config,
+                          parallel=parallel or ParallelConfig(),
+                          desc="training scans (read, sample, featurise)", config=self.config,
                           n_train_slices=n_slices)
         self.track_ = fit_block_track(parts, self.config, index.classes,
                                       train_keys=list(train_keys))
@@ -120,10 +121,15 @@ class UNetTrackAdapter:
 
     def fit(self, index, train_keys: Sequence[str], val_keys: Sequence[str], *,
             parallel=None) -> UNetTrackAdapter:
+        from dataclasses import replace
+
         from gitract.models.unet import UNetSegmenter
+        from gitract.utils.progress import show_progress
 
         start = time.perf_counter()
-        self.model_ = UNetSegmenter(self.config).fit(
+        # Bars follow the run's setting (not a parameter: it changes no number).
+        config = replace(self.config, progress=show_progress())
+        self.model_ = UNetSegmenter(config).fit(
             [index.source(k) for k in train_keys], [index.source(k) for k in val_keys] or None)
         self._fit_seconds = time.perf_counter() - start
         return self
@@ -172,7 +178,10 @@ class UNetTrackAdapter:
         self.model_ = UNetSegmenter.load(directory / "unet.pt", device=device)
         if num_threads is not None:
             self.model_.config = replace(self.model_.config, num_threads=int(num_threads))
-        self._fit_seconds = json.loads((directory / "fit.json").read_text())["fit_seconds"]
+        try:
+            self._fit_seconds = json.loads((directory / "fit.json").read_text())["fit_seconds"]
+        except (OSError, ValueError, KeyError, TypeError):
+            self._fit_seconds = math.nan  # a record of the fit, not needed to predict
         return self
 
 

@@ -150,6 +150,7 @@ class DatasetIndex:
     scans: tuple[ScanRef, ...]
     _sources: dict[str, ScanSource] = field(repr=False, default_factory=dict)
     _fingerprint: str = ""
+    _n_files: int = 0
 
     def keys(self) -> list[str]:
         return [s.key for s in self.scans]
@@ -192,9 +193,14 @@ class DatasetIndex:
         return (max(s.shape[0] for s in self.scans), max(s.shape[1] for s in self.scans))
 
     def fingerprint(self) -> dict:
-        """File count and a hash of the index (keys, slice counts, sizes, file names)."""
-        return {"n_scans": len(self.scans), "n_slices": self.n_slices,
-                "sha1": self._fingerprint}
+        """File count and a hash of the index (keys, slice counts, sizes, file names).
+
+        ``n_files`` counts the image files (Kaggle layout) or slices (in-memory kinds) of
+        the whole dataset as indexed; ``n_scans`` and ``n_slices`` what a run keeps of it
+        (``max_cases``, ``slice_step``).
+        """
+        return {"n_files": self._n_files, "n_scans": len(self.scans),
+                "n_slices": self.n_slices, "sha1": self._fingerprint}
 
     def restrict(self, *, max_cases: int | None = None, slice_step: int = 1) -> DatasetIndex:
         """Keep the first ``max_cases`` cases (natural order) and every ``slice_step``-th
@@ -213,7 +219,8 @@ class DatasetIndex:
             scans.append(ref)
             sources[ref.key] = src
         digest = _sha1([self._fingerprint, str(max_cases), str(slice_step)])
-        return DatasetIndex(self.kind, self.classes, tuple(scans), sources, digest)
+        return DatasetIndex(self.kind, self.classes, tuple(scans), sources, digest,
+                            self._n_files)
 
 
 def _sha1(parts: Sequence[str]) -> str:
@@ -275,7 +282,7 @@ def _kaggle_index(data_dir: Path, *, classes: Sequence[str], order: str,
     if cache_dir is not None:
         folder = Path(cache_dir) / f"scans-{fingerprint}"
         sources = {k: replace(s, cache_path=str(folder / f"{k}.npz")) for k, s in sources.items()}
-    return DatasetIndex("kaggle", classes, tuple(scans), sources, fingerprint)
+    return DatasetIndex("kaggle", classes, tuple(scans), sources, fingerprint, len(images))
 
 
 def _memory_index(kind: str, stacks: Sequence[SliceStack]) -> DatasetIndex:
@@ -291,7 +298,8 @@ def _memory_index(kind: str, stacks: Sequence[SliceStack]) -> DatasetIndex:
         scans.append(ref)
         sources[stack.key] = ScanSource(ref, classes, stack=stack)
         digest.append(f"{stack.key}:{stack.n_slices}:{ref.shape}:{','.join(stack.ids)}")
-    return DatasetIndex(kind, classes, tuple(scans), sources, _sha1(digest))
+    return DatasetIndex(kind, classes, tuple(scans), sources, _sha1(digest),
+                        sum(s.n_slices for s in stacks))
 
 
 def index_dataset(kind: str, path: str | Path | None = None, *,

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import math
+import pickle
+import zlib
 from pathlib import Path
 
 import joblib
 
+from gitract.data.record import DataError
 from gitract.evaluation._config import BlockTrackConfig
 from gitract.evaluation._track import BlockTrack
 from gitract.postprocessing import ThresholdTuning
@@ -55,12 +58,20 @@ def load_block_track(directory: str | Path) -> BlockTrack:
     ------
     FileNotFoundError
         When ``directory/track.joblib`` is missing.
+    DataError
+        When it cannot be read (truncated, not a saved track); names the file.
     """
     path = Path(directory) / _TRACK_FILE
     if not path.is_file():
         raise FileNotFoundError(f"no trained block track at {path}")
-    payload = joblib.load(path)
-    config = BlockTrackConfig.from_dict(payload["config"])
+    try:
+        payload = joblib.load(path)
+        config = BlockTrackConfig.from_dict(payload["config"])
+    except (EOFError, pickle.UnpicklingError, zlib.error, ValueError, KeyError, TypeError,
+            AttributeError, ImportError, IndexError) as exc:
+        # joblib reports a cut file as "EOF: reading array data", naming no file.
+        raise DataError(f"{path}: cannot read the trained track (truncated or not a saved "
+                        f"track: {type(exc).__name__}: {exc})") from None
     classes = tuple(payload["classes"])
     tuning = ThresholdTuning.from_dict(payload["tuning"])
     return BlockTrack(

@@ -52,23 +52,31 @@ class ParallelConfig:
 
 
 def map_scans(fn: Callable[..., Any], items: Iterable[Any], *,
-              parallel: ParallelConfig = ParallelConfig(), **kwargs) -> list[Any]:
+              parallel: ParallelConfig = ParallelConfig(), desc: str | None = None,
+              **kwargs) -> list[Any]:
     """``[fn(item, **kwargs) for item in items]``, in parallel where configured.
 
     Items should be small (a scan's source, not its pixels): each worker reads its own
-    scan. Results come back in input order.
+    scan. Results come back in input order. ``desc`` names the progress bar drawn while
+    :func:`gitract.utils.progress.progress_bars` is on.
     """
+    from gitract.utils.progress import progress_bar
+
     items = list(items)
+    bar = (lambda it: progress_bar(it, desc=desc, total=len(items))) if desc else (lambda it: it)
     if parallel.serial or len(items) <= 1:
-        return [fn(item, **kwargs) for item in items]
+        return [fn(item, **kwargs) for item in bar(items)]
     from joblib import Parallel, delayed, parallel_config
 
+    # Results as a generator (in input order) so the bar moves as scans finish.
     if parallel.backend == "dask":
         with parallel_config(backend="dask"):
-            return Parallel()(delayed(fn)(item, **kwargs) for item in items)
+            return list(bar(Parallel(return_as="generator")(
+                delayed(fn)(item, **kwargs) for item in items)))
     # One thread per worker inside (torch, BLAS): the workers are the parallelism.
     with parallel_config(backend="loky", inner_max_num_threads=1):
-        return Parallel(n_jobs=parallel.n_jobs)(delayed(fn)(item, **kwargs) for item in items)
+        return list(bar(Parallel(n_jobs=parallel.n_jobs, return_as="generator")(
+            delayed(fn)(item, **kwargs) for item in items)))
 
 
 @contextlib.contextmanager

@@ -54,9 +54,10 @@ def test_cli_train_then_predict(tmp_path):
     assert fold["tuning"]["keys"] and len(fold["tuning"]["thresholds"]) == 3  # tuned on val
     assert fold["training"]["epochs"] == 1
     out = tmp_path / "sub.csv"
-    # The old command is an alias of gitract predict (default scans folder: train here).
+    # The old command is an alias of gitract predict (scans folder: test by default, as
+    # every predict command; the phantom has train/ only).
     assert main(["unet", "predict", str(run), "--data-dir", str(data), "--out", str(out),
-                 "--threads", "1", "--device", "cpu"]) == 0
+                 "--images-subdir", "train", "--threads", "1", "--device", "cpu"]) == 0
     sub = pd.read_csv(out, keep_default_na=False)
     assert list(sub.columns) == ["id", "class", "predicted"]
     n = sum(s.n_slices for s in read_kaggle_dataset(data))

@@ -225,7 +225,9 @@ def test_cli_writes_and_reports(tmp_path, capsys):
     assert main(args) == 0
     assert "5 PNGs" in capsys.readouterr().out
     assert len(pd.read_csv(out / "train.csv")) == 15
-    assert main(args) == 1  # refuses to overwrite
+    assert main(args) == 2  # refuses to overwrite: one line naming the folder
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {out}") and "--overwrite" in err[0]
 
 
 def test_cli_passes_n_jobs(tmp_path, monkeypatch, capsys):

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import torch
 
+from gitract.data.record import DataError
 from gitract.utils.io import atomic_path
 
 __all__ = ["load_checkpoint", "save_checkpoint"]
@@ -29,16 +30,18 @@ def load_checkpoint(path: str | os.PathLike, *, map_location: str | torch.device
 
     Raises
     ------
-    ValueError
-        When the file is missing or not a checkpoint.
+    DataError
+        (a ``ValueError``) When the file is missing or not a checkpoint; names the file.
     """
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"{path}: checkpoint file not found")
+        raise DataError(f"{path}: checkpoint file not found")
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises several types for corrupt files
-        raise ValueError(f"{path}: cannot read the checkpoint ({exc})") from None
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataError(f"{path}: cannot read the checkpoint (truncated or not a "
+                        f"checkpoint: {first})") from None
     if not isinstance(payload, dict):
-        raise ValueError(f"{path}: checkpoint holds a {type(payload).__name__}, not a dict")
+        raise DataError(f"{path}: checkpoint holds a {type(payload).__name__}, not a dict")
     return payload

@@ -1,16 +1,14 @@
-"""Frozen dataclass configs for a comparison run, and their YAML loader.
+"""Frozen dataclasses of a comparison run (defaults live here; checks in ``_sections``).
 
-A YAML file overrides only the keys it names; an unknown key is an error naming the key.
+A YAML file overrides only the keys it names; :func:`gitract.config.config_from_dict`
+checks every value before it builds these.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
-
-import yaml
 
 TRACK_KINDS = ("blocks", "cnn", "unet")
 
@@ -106,58 +104,3 @@ class ExperimentConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
-
-
-def _parallel(values: Any, where: str):
-    from gitract.utils.parallel import ParallelConfig
-
-    return _build(ParallelConfig, values, where)
-
-
-def _build(cls, values: Any, where: str):
-    if values is None:
-        return cls()
-    if not isinstance(values, dict):
-        raise ValueError(f"{where}: expected a mapping, got {type(values).__name__}")
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - names)
-    if unknown:
-        raise ValueError(f"{where}: unknown key {unknown[0]!r} (known: {', '.join(sorted(names))})")
-    return cls(**values)
-
-
-def config_from_dict(raw: dict[str, Any], *, where: str = "config") -> ExperimentConfig:
-    """Build an :class:`ExperimentConfig` from a plain mapping (e.g. parsed YAML)."""
-    raw = dict(raw or {})
-    names = {f.name for f in dataclasses.fields(ExperimentConfig)}
-    unknown = sorted(set(raw) - names)
-    if unknown:
-        raise ValueError(f"{where}: unknown key {unknown[0]!r} (known: {', '.join(sorted(names))})")
-    tracks = []
-    for i, t in enumerate(raw.pop("tracks", None) or []):
-        tracks.append(_build(TrackConfig, t, f"{where}: tracks[{i}]"))
-    seen = [t.name for t in tracks]
-    dupes = {n for n in seen if seen.count(n) > 1}
-    if dupes:
-        raise ValueError(f"{where}: duplicate track name {sorted(dupes)[0]!r}")
-    if "min_sizes" in raw:
-        raw["min_sizes"] = tuple(int(v) for v in raw["min_sizes"])
-    return ExperimentConfig(
-        tracks=tuple(tracks),
-        data=_build(DataConfig, raw.pop("data", None), f"{where}: data"),
-        split=_build(SplitConfig, raw.pop("split", None), f"{where}: split"),
-        report=_build(ReportConfig, raw.pop("report", None), f"{where}: report"),
-        parallel=_parallel(raw.pop("parallel", None), f"{where}: parallel"),
-        **raw,
-    )
-
-
-def load_config(path: str | Path, *, overrides: dict[str, Any] | None = None) -> ExperimentConfig:
-    """Read a YAML config; ``overrides`` (e.g. ``{"seed": 1}``) win over the file."""
-    path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise ValueError(f"{path}: cannot read config: {exc}") from None
-    raw.update(overrides or {})
-    return config_from_dict(raw, where=str(path))

@@ -1,0 +1,113 @@
+"""Frozen dataclass configs for a comparison run, their YAML loader and their checks.
+
+A YAML file overrides only the keys it names. Everything is checked before any data is
+read (types and ranges of every field, unknown keys with a suggestion, track kinds, track
+parameters and the classifiers' own parameters); a problem raises :class:`ConfigError`
+naming the file, the key path and the problem, e.g.
+``x.yaml: tracks[2].params.model_params.n_estimator: unknown parameter of LGBMClassifier
+(did you mean n_estimators?)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from gitract.config._experiment import (
+    TRACK_KINDS,
+    DataConfig,
+    ExperimentConfig,
+    ReportConfig,
+    SplitConfig,
+    TrackConfig,
+)
+from gitract.config._overrides import apply_sets, blame, parse_sets
+from gitract.config._schema import ConfigError, KeyProblem
+
+__all__ = [
+    "TRACK_KINDS",
+    "ConfigError",
+    "DataConfig",
+    "ExperimentConfig",
+    "ReportConfig",
+    "SplitConfig",
+    "TrackConfig",
+    "apply_sets",
+    "config_from_dict",
+    "load_config",
+    "parse_sets",
+    "read_config_file",
+]
+
+
+def config_from_dict(raw: Any, *, where: str = "config") -> ExperimentConfig:
+    """Check a plain mapping (e.g. parsed YAML) entirely and build the config.
+
+    Raises
+    ------
+    ConfigError
+        The first problem, naming ``where``, the key path and the problem.
+    """
+    from gitract.config._sections import build_experiment
+
+    try:
+        return build_experiment(raw)
+    except KeyProblem as exc:
+        raise ConfigError(where, exc.key, exc.problem) from None
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """The parsed YAML of a config file (a mapping); a problem names the file (and the
+    line and column of invalid YAML)."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ConfigError(str(path), "", "no such config file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(str(path), "", f"cannot read the config ({exc})") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = exc.problem or exc.context or "syntax error"
+        raise ConfigError(str(path), where, f"invalid YAML: {problem}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(str(path), "", f"invalid YAML: {exc}") from None
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError(str(path), "", "expected a mapping of settings at the top level, "
+                                         f"got a {type(raw).__name__}")
+    return raw
+
+
+def load_config(path: str | Path, *, overrides: dict[str, Any] | None = None,
+                sets: Sequence[str] = ()) -> ExperimentConfig:
+    """Read and check a YAML config.
+
+    Parameters
+    ----------
+    path : path
+    overrides : dict, optional
+        Top-level keys that win over the file (e.g. ``{"seed": 1}``).
+    sets : sequence of str
+        ``--set`` overrides, ``"dotted.key=yaml value"`` (see
+        :mod:`gitract.config._overrides`); applied after ``overrides``.
+
+    Raises
+    ------
+    ConfigError
+        Naming the file (or ``--set``), the key path and the problem.
+    """
+    raw = read_config_file(path)
+    raw.update(overrides or {})
+    raw, paths = apply_sets(raw, parse_sets(sets))
+    try:
+        return config_from_dict(raw, where=str(path))
+    except ConfigError as exc:
+        raise blame(exc, paths) from None
