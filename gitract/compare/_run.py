@@ -39,7 +39,7 @@ from gitract.compare._step_eval import evaluate_step
 from gitract.compare._steps import mark_done, step_status
 from gitract.config import ExperimentConfig
 from gitract.data.index import DatasetIndex, natural_key
-from gitract.data.record import SliceStack
+from gitract.data.record import DataError, SliceStack
 from gitract.utils._random import derive_seeds, seed_everything
 from gitract.utils.memory import release_memory
 from gitract.utils.parallel import ParallelConfig, map_scans, parallel_session
@@ -190,6 +190,7 @@ def run_comparison(
     track_seed = derive_seeds(config.seed, 1)[0]
     for track in config.tracks:  # every track's parameters are checked before any data
         make_track(track.kind, track.params, random_state=track_seed)
+    conventions = _conventions(config)  # checked before any data too
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(out / "log.txt")
@@ -215,7 +216,6 @@ def run_comparison(
         write_json(out / "splits.json", splits)
         data_key = hash_key({"data": dataset_description(config), "splits": splits["folds"],
                              "seed": config.seed})
-        conventions = _conventions(config)
         with parallel_session(parallel):
             examples = choose_example_slices(index, index.keys_of(folds[0][2]),
                                              config.report.n_example_slices, parallel)
@@ -268,9 +268,13 @@ def _where(parallel: ParallelConfig) -> str:
 
 
 def _conventions(config: ExperimentConfig):
+    """``metrics: {preset: mlebench, ...}``: a named preset, then any field overriding it."""
     from gitract.metrics import MetricConventions
 
-    return MetricConventions(**config.metrics) if config.metrics else MetricConventions()
+    try:
+        return MetricConventions.from_mapping(config.metrics)
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"config metrics: {exc}") from None
 
 
 def _tuning_options(config: ExperimentConfig, track) -> dict:
