@@ -44,25 +44,43 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 
 def add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--device`` and ``--threads``: where a deep track predicts (not saved settings)."""
+    """``--device`` and ``--threads`` (where a deep track predicts: not saved settings)
+    and ``--allow-gaps`` (sparse stacks)."""
     from gitract.commands.compare import device_name
 
     parser.add_argument("--device", type=device_name, default=None,
                         help="override the deep track's saved device (auto, cpu, cuda, mps)")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads of a deep track")
+    parser.add_argument("--allow-gaps", action="store_true",
+                        help="predict sparse stacks (slices missing between the first and "
+                             "last): a warning per stack; the U-Net's 2.5D context comes "
+                             "from the nearest slices present")
 
 
 def predict(args: argparse.Namespace, run_dir, track: str | None, images_subdir: str) -> int:
-    """Write the submission and say so (shared with the ``predict`` aliases)."""
+    """Write the submission and say so (shared with the ``predict`` aliases; those
+    without ``--allow-gaps`` stop at a gap)."""
+    import sys
+
     from gitract.compare._predict import predict_submission
     from gitract.utils.progress import progress_bars
+
+    sparse: list[str] = []
+
+    def warn(line: str) -> None:
+        sparse.append(line)
+        print(f"warning: {line}", file=sys.stderr)
 
     with progress_bars(not getattr(args, "no_progress", False)):
         path, n = predict_submission(run_dir, track, args.data_dir, args.out, fold=args.fold,
                                      images_subdir=images_subdir, device=args.device,
-                                     num_threads=args.threads)
-    print(f"wrote {path}: {n} slices")
+                                     num_threads=args.threads,
+                                     allow_gaps=bool(getattr(args, "allow_gaps", False)),
+                                     warn=warn)
+    note = (f" ({len(sparse)} sparse stack(s): predicted on the slices present, 2.5D "
+            "context from the nearest slices present)" if sparse else "")
+    print(f"wrote {path}: {n} slices{note}")
     return 0
 
 

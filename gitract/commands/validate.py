@@ -30,10 +30,17 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         default="train",
         help="folder of the scans under DATA_DIR (default: train)",
     )
+    parser.add_argument(
+        "--allow-gaps",
+        action="store_true",
+        help="accept sparse stacks (slices missing between the first and last): "
+        "one warning line per stack instead of a problem",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    """Print the summary and one line per problem; 1 when there are problems, else 0."""
+    """Print the summary, one line per sparse-stack warning and per problem; 1 when there
+    are problems, else 0 (warnings alone pass)."""
     from gitract.data.kaggle import validate_kaggle_dataset
 
     report = validate_kaggle_dataset(
@@ -41,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
         csv_path=args.csv,
         order=args.order,
         images_subdir=args.images_subdir,
+        allow_gaps=args.allow_gaps,
     )
     print(report.format())
     return 1 if report.problems else 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from gitract.compare._files import read_json
@@ -73,13 +74,20 @@ def _predict_scan(source, *, adapter, tuning):
 
 def predict_submission(run_dir, track: str | None, data_dir, out, *, fold: int = 0,
                        images_subdir: str = "test", parallel=None, device: str | None = None,
-                       num_threads: int | None = None) -> tuple[Path, int]:
+                       num_threads: int | None = None, allow_gaps: bool = False,
+                       warn: Callable[[str], None] | None = None) -> tuple[Path, int]:
     """Write ``id,class,predicted`` for every slice under ``data_dir/images_subdir``,
-    reading one scan at a time."""
+    reading one scan at a time.
+
+    With ``allow_gaps`` a sparse stack (slices missing) is predicted on the slices
+    present: each scan keeps its true slice numbers, so a 2.5D track takes its context
+    from the nearest slices present; ``warn`` receives one line per such stack before
+    anything is predicted. Without it a gap stops with a :class:`DataError`.
+    """
     import pandas as pd
 
     from gitract.data.index import index_dataset
-    from gitract.data.kaggle import write_submission
+    from gitract.data.kaggle import gap_warning, write_submission
     from gitract.utils.parallel import ParallelConfig, map_scans
 
     adapter, tuning = load_trained_track(run_dir, track, fold=fold, device=device,
@@ -89,7 +97,12 @@ def predict_submission(run_dir, track: str | None, data_dir, out, *, fold: int =
         raise DataError(f"{scans}: no such folder (scans are read from DATA_DIR/"
                         f"{images_subdir}; choose another with --images-subdir, e.g. train)")
     index = index_dataset("kaggle", data_dir, images_subdir=images_subdir,
-                          classes=tuning.classes)
+                          classes=tuning.classes, allow_gaps=allow_gaps)
+    for key in index.keys():
+        info = index.source(key).kaggle
+        line = gap_warning(str(Path(info["paths"][0]).parent), info["slices"])
+        if line is not None and warn is not None:
+            warn(line)
     parts = map_scans(_predict_scan, [index.source(k) for k in index.keys()],
                       parallel=parallel or ParallelConfig(), desc="predicting scans",
                       adapter=adapter, tuning=tuning)

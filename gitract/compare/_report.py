@@ -218,8 +218,9 @@ def build_report(out: str | Path, *, n_resamples: int = N_RESAMPLES,
         lines.append(f"  - fold {k}: train {f['train']}, val {f['val']}, test {f['test']}")
     lines += [
         f"- Test slices scored (all folds): {n_slices}",
-        f"- Metric: competition score = 0.4·Dice + 0.6·(1 − 3D Hausdorff); Dice over (slice, class) "
-        f"rows, Hausdorff over (case-day, class) volumes. {summary['conventions']}",
+        # The conventions sentence says how the rows and volumes are formed (and names the
+        # preset); under the mlebench preset Hausdorff volumes are not per class.
+        f"- Metric: competition score = 0.4·Dice + 0.6·(1 − 3D Hausdorff). {summary['conventions']}",
         "- One tuning rule for every track: per class, the threshold (0.05..0.95) and the minimum "
         f"component size (candidates {config.get('min_sizes')} px) that maximise the validation "
         "score; test cases never set them.",

@@ -250,8 +250,10 @@ def prepare_run(config: ExperimentConfig, source: str, track_seed: int, *,
             if isinstance(exc, DataError):
                 raise
             raise DataError(f"{source}: tracks[{i}] ({track.name}): {exc}") from None
+    from gitract.metrics import MetricConventions
+
     try:
-        _conventions(config)
+        MetricConventions.from_mapping(config.metrics)
     except (TypeError, ValueError) as exc:
         raise DataError(f"{source}: metrics: {exc}") from None
     try:
@@ -318,9 +320,13 @@ def _where(parallel: ParallelConfig) -> str:
 
 
 def _conventions(config: ExperimentConfig):
+    """``metrics: {preset: mlebench, ...}``: a named preset, then any field overriding it."""
     from gitract.metrics import MetricConventions
 
-    return MetricConventions(**config.metrics) if config.metrics else MetricConventions()
+    try:
+        return MetricConventions.from_mapping(config.metrics)
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"config metrics: {exc}") from None
 
 
 def _tuning_options(config: ExperimentConfig, track) -> dict:

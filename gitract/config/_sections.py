@@ -135,10 +135,15 @@ def _parallel(values: Any):
 def _metrics(values: Any) -> dict:
     if values is None:
         return {}
-    from gitract.metrics import MetricConventions
+    from gitract.metrics import CONVENTIONS, MetricConventions
 
-    checked = check_dataclass(MetricConventions, values, "metrics")
-    _build(MetricConventions, checked, "metrics")
+    checked = check_dataclass(MetricConventions, values, "metrics",
+                              rules={"preset": one_of(CONVENTIONS)}, extra={"preset": str})
+    try:  # a named preset, then the fields overriding it
+        MetricConventions.from_mapping(checked)
+    except (TypeError, ValueError) as exc:
+        raise problem_of(exc, [f.name for f in dataclasses.fields(MetricConventions)],
+                         "metrics") from None
     return dict(values)
 
 

@@ -233,7 +233,8 @@ def _sha1(parts: Sequence[str]) -> str:
 
 # ------------------------------------------------------------------------- builders
 def _kaggle_index(data_dir: Path, *, classes: Sequence[str], order: str,
-                  images_subdir: str, csv_path, cache_dir) -> DatasetIndex:
+                  images_subdir: str, csv_path, cache_dir, allow_gaps: bool = False
+                  ) -> DatasetIndex:
     from gitract.data.kaggle import (
         _check_images,
         _default_csv,
@@ -245,7 +246,8 @@ def _kaggle_index(data_dir: Path, *, classes: Sequence[str], order: str,
 
     classes = tuple(classes)
     problems = _Problems(strict=True)
-    images = _check_images(_scan(data_dir / images_subdir, problems), problems)
+    images = _check_images(_scan(data_dir / images_subdir, problems), problems,
+                           allow_gaps=allow_gaps)
     if not len(images):
         raise DataError(f"{data_dir / images_subdir}: no scans found")
     csv = _default_csv(data_dir, csv_path, images_subdir)
@@ -317,11 +319,13 @@ def index_dataset(kind: str, path: str | Path | None = None, *,
     cache_dir : path, optional
         Keep decoded Kaggle-layout scans there (``scans-<fingerprint>/<key>.npz``).
     **options
-        ``classes``, ``order``, ``images_subdir``, ``csv_path`` (Kaggle layout) or the
-        loader's own options.
+        ``classes``, ``order``, ``images_subdir``, ``csv_path``, ``allow_gaps`` (Kaggle
+        layout: index sparse stacks as the slices present, with their true slice
+        numbers, instead of stopping at a gap) or the loader's own options.
     """
     if kind in ("kaggle", "phantom"):
-        unknown = sorted(set(options) - {"classes", "order", "images_subdir", "csv_path", "config"})
+        unknown = sorted(set(options) - {"classes", "order", "images_subdir", "csv_path", "config",
+                                         "allow_gaps"})
         if unknown:  # checked before anything is written or read
             raise ValueError(f"index_dataset({kind!r}): unknown option(s) {unknown}")
         if kind == "phantom":
@@ -339,7 +343,8 @@ def index_dataset(kind: str, path: str | Path | None = None, *,
         index = _kaggle_index(
             Path(path), classes=options.pop("classes", CLASSES), order=options.pop("order", "C"),
             images_subdir=options.pop("images_subdir", "train"),
-            csv_path=options.pop("csv_path", None), cache_dir=cache_dir)
+            csv_path=options.pop("csv_path", None), cache_dir=cache_dir,
+            allow_gaps=bool(options.pop("allow_gaps", False)))
         return replace(index, kind=kind)
     from gitract.data.loaders import load_dataset
 

@@ -11,8 +11,12 @@ Means are taken over *rows* (not per class and then averaged), as the competitio
 grader does; :attr:`ScoreResult.per_class` gives each class's own mean and score.
 
 Empty masks follow :class:`MetricConventions`. The defaults are those of the public
-re-implementation of the grader: a pair where both masks are empty is left out of the
-mean (NaN), one side empty gives Dice 0 and Hausdorff 1.
+re-implementations of the grader: a pair where both masks are empty is left out of the
+mean (NaN), one side empty gives Dice 0 and Hausdorff 1. The official grader is not
+public; :data:`CONVENTIONS` names two readings of it: ``default`` (above) and
+``mlebench`` (MLE-bench's: the classes OR-merged into one volume per case-day for the
+Hausdorff term, and Hausdorff 1 when the prediction holds more than 10 times the truth's
+voxels).
 
 Hausdorff distances are exact: the directed distance ``A -> B`` is the largest value of
 the exact Euclidean distance transform of ``not B`` (anisotropic sampling ``1/S, 1/H,
@@ -43,8 +47,11 @@ from gitract.metrics._bootstrap import (
 
 # Private names (``_x``) and the weights are re-exported too, as before the split.
 from gitract.metrics._conventions import (
+    CONVENTIONS,
     DICE_WEIGHT,  # noqa: F401
     HAUSDORFF_WEIGHT,  # noqa: F401
+    MERGED_CLASS,
+    PRESET_SOURCES,
     MetricConventions,
 )
 from gitract.metrics._distance import (
@@ -65,7 +72,10 @@ from gitract.metrics._submission import decode_submission
 from gitract.metrics._volumes import _score_volume, score_volumes  # noqa: F401
 
 __all__ = [
+    "CONVENTIONS",
+    "MERGED_CLASS",
     "MIN_PAIRED_CASES",
+    "PRESET_SOURCES",
     "CaseTotals",
     "Interval",
     "MetricConventions",

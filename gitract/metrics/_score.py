@@ -18,6 +18,10 @@ from gitract.metrics._conventions import (
 )
 from gitract.metrics._volumes import _score_volume
 
+#: The conventions used when none are given (a module constant, not a call per
+#: definition).
+_DEFAULT_CONVENTIONS = MetricConventions()
+
 
 def _score(d: float, hd: float) -> float:
     return float(DICE_WEIGHT * d + HAUSDORFF_WEIGHT * (1.0 - hd))
@@ -44,6 +48,8 @@ class ScoreResult:
         ``{class: {"dice", "hausdorff", "score", "n_slices", "n_empty", "n_volumes",
         "n_empty_volumes"}}``: the same means restricted to one class; ``n_empty`` counts
         (slice, class) rows where both masks are empty, ``n_empty_volumes`` such volumes.
+        With the classes merged for the Hausdorff term, a class has no Hausdorff of its
+        own: its ``hausdorff`` and ``score`` are NaN.
     per_slice, per_case : DataFrame
         Long format (see :func:`score_volumes`).
     n_empty : int
@@ -81,6 +87,7 @@ class ScoreResult:
             "n_empty": self.n_empty,
             "n_empty_volumes": self.n_empty_volumes,
             "conventions": self.conventions.describe(),
+            "preset": self.conventions.preset_name,
         }
 
 
@@ -88,7 +95,8 @@ def score_stacks(
     truth: Sequence[SliceStack],
     pred_masks: Mapping[str, NDArray],
     *,
-    conventions: MetricConventions = MetricConventions(),
+    conventions: MetricConventions = _DEFAULT_CONVENTIONS,
+    hausdorff_z: str = "positions",
 ) -> ScoreResult:
     """Score predicted masks against labelled stacks with the competition metric.
 
@@ -99,6 +107,11 @@ def score_stacks(
     pred_masks : mapping of str to ndarray of shape (S, H, W, C), dtype bool
         Predicted masks keyed by ``SliceStack.key``; extra keys are ignored.
     conventions : MetricConventions
+    hausdorff_z : {"positions", "slice_numbers"}
+        The z coordinate of a slice in the Hausdorff term: its position in the array
+        (normalised by S), or its slice number (normalised by the span of the numbers),
+        which keeps the true slice spacing of a sparse stack (slices missing). The two
+        agree on stacks without gaps.
 
     Returns
     -------
@@ -111,6 +124,8 @@ def score_stacks(
     """
     if not truth:
         raise ValueError("truth must hold at least one SliceStack, got an empty list")
+    if hausdorff_z not in ("positions", "slice_numbers"):
+        raise ValueError(f"hausdorff_z must be 'positions' or 'slice_numbers', got {hausdorff_z!r}")
     classes = truth[0].classes
     slices, cases, empty_rows, empty_vols, seen = [], [], [], [], set()
     for stack in truth:
@@ -126,6 +141,7 @@ def score_stacks(
         ps, pc, er, ev = _score_volume(
             stack.masks, pred_masks[stack.key], classes=classes, ids=stack.ids,
             key=stack.key, case=stack.case, conventions=conventions,
+            slice_numbers=stack.slice_numbers if hausdorff_z == "slice_numbers" else None,
         )
         slices.append(ps)
         cases.append(pc)

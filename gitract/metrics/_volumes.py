@@ -8,9 +8,41 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from gitract.metrics._conventions import MetricConventions
+from gitract.metrics._conventions import MERGED_CLASS, MetricConventions
 from gitract.metrics._distance import hausdorff_3d
 from gitract.metrics._overlap import _check_pair
+
+#: The conventions used when none are given (a module constant, not a call per
+#: definition).
+_DEFAULT_CONVENTIONS = MetricConventions()
+
+
+def _z_positions(slice_numbers, n_slices: int):
+    """``(positions, depth)`` that place the slices at their numbers in a volume of the
+    numbers' span, or None when the numbers are contiguous (the array is that volume)."""
+    if slice_numbers is None:
+        return None
+    numbers = np.asarray(slice_numbers, dtype=np.int64)
+    if numbers.shape != (n_slices,):
+        raise ValueError(f"slice_numbers has {numbers.size} entries for {n_slices} slices")
+    if n_slices > 1 and np.any(np.diff(numbers) <= 0):
+        raise ValueError(f"slice_numbers must increase, got {tuple(numbers.tolist())!r}")
+    depth = int(numbers[-1] - numbers[0]) + 1 if n_slices else 0
+    return None if depth == n_slices else (numbers - numbers[0], depth)
+
+
+def _hausdorff(p, t, z, conventions: MetricConventions) -> float:
+    """Normalised Hausdorff of two (S, H, W) volumes, placed at their slice numbers."""
+    if z is not None:
+        # Missing slices are empty in both volumes: distances run between the slices
+        # present, at their true spacing; z is normalised by the span of the numbers.
+        positions, depth = z
+        full_p = np.zeros((depth, *p.shape[1:]), dtype=bool)
+        full_t = np.zeros_like(full_p)
+        full_p[positions], full_t[positions] = p, t
+        p, t = full_p, full_t
+    return hausdorff_3d(p, t, empty_score=conventions.hausdorff_both_empty,
+                        size_guard=conventions.hausdorff_size_guard)
 
 
 def score_volumes(
@@ -21,7 +53,8 @@ def score_volumes(
     ids: Sequence[str],
     key: str,
     case: str | None = None,
-    conventions: MetricConventions = MetricConventions(),
+    conventions: MetricConventions = _DEFAULT_CONVENTIONS,
+    slice_numbers: Sequence[int] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per-slice and per-volume metrics of one case-day, in long format.
 
@@ -35,6 +68,11 @@ def score_volumes(
     case : str, optional
         Case (patient) id; defaults to ``key``.
     conventions : MetricConventions
+    slice_numbers : sequence of int, length S, optional
+        Increasing slice numbers: the Hausdorff z coordinate of a slice is then its
+        number, so a sparse stack (slices missing) keeps its true slice spacing, and z
+        is normalised by the span ``max - min + 1``. Equal to the default (array
+        positions, normalised by S) on a stack without gaps.
 
     Returns
     -------
@@ -43,16 +81,18 @@ def score_volumes(
         one row per (slice, class) each; excluded rows have value NaN.
     per_case : DataFrame
         Columns ``case, key, class, metric, value``; metrics ``dice`` (3D Dice of the
-        volume) and ``hausdorff`` (normalised), one row per class each.
+        volume, one row per class) and ``hausdorff`` (normalised): one row per class, or
+        one row of class ``"merged"`` when ``conventions.hausdorff_merge_classes``.
     """
     per_slice, per_case, _, _ = _score_volume(
         truth_masks, pred_masks, classes=classes, ids=ids, key=key, case=case,
-        conventions=conventions,
+        conventions=conventions, slice_numbers=slice_numbers,
     )
     return per_slice, per_case
 
 
-def _score_volume(truth_masks, pred_masks, *, classes, ids, key, case, conventions):
+def _score_volume(truth_masks, pred_masks, *, classes, ids, key, case, conventions,
+                  slice_numbers=None):
     """:func:`score_volumes` plus the both-empty flags of rows (S, C) and volumes (C,)."""
     pred, truth = _check_pair(pred_masks, truth_masks, name=f"pred_masks[{key!r}]")
     if truth.ndim != 4:
@@ -64,6 +104,7 @@ def _score_volume(truth_masks, pred_masks, *, classes, ids, key, case, conventio
     if len(ids) != n_slices:
         raise ValueError(f"ids has {len(ids)} entries for {n_slices} slices")
     case = key if case is None else case
+    z = _z_positions(slice_numbers, n_slices)
 
     counts = np.zeros((3, n_slices, n_classes), dtype=np.int64)  # intersection, pred, truth
     rows = []
@@ -78,8 +119,11 @@ def _score_volume(truth_masks, pred_masks, *, classes, ids, key, case, conventio
         inter, total = counts[0, :, c].sum(), counts[1:, :, c].sum()
         d3 = 2.0 * inter / total if total else conventions.dice_both_empty
         rows.append((case, key, name, "dice", float(d3)))
-        hd = hausdorff_3d(p, t, empty_score=conventions.hausdorff_both_empty)
-        rows.append((case, key, name, "hausdorff", hd))
+        if not conventions.hausdorff_merge_classes:
+            rows.append((case, key, name, "hausdorff", _hausdorff(p, t, z, conventions)))
+    if conventions.hausdorff_merge_classes:
+        merged = _hausdorff(pred.any(axis=3), truth.any(axis=3), z, conventions)
+        rows.append((case, key, MERGED_CLASS, "hausdorff", merged))
     per_case = pd.DataFrame(rows, columns=["case", "key", "class", "metric", "value"])
 
     inter, n_pred, n_truth = counts

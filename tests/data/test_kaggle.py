@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from gitract.data.kaggle import (
+    gap_warning,
     kaggle_png_name,
     read_kaggle_dataset,
     read_kaggle_png,
@@ -385,6 +386,26 @@ def test_bad_dataset_names_the_problem(dataset, damage, names):
     assert any(all(name in p for name in names) for p in report.problems), (
         report.problems
     )
+
+
+def test_allow_gaps_reads_the_slices_present(dataset):
+    root, truth = dataset
+    _gap(root)
+    stacks = {s.key: s for s in read_kaggle_dataset(root, allow_gaps=True)}
+    stack = stacks["case7_day20"]
+    assert stack.slice_numbers == (1, 3)
+    assert stack.ids == ("case7_day20_slice_0001", "case7_day20_slice_0003")
+    images, masks = truth["case7_day20"]
+    np.testing.assert_array_equal(stack.image, images[[0, 2]].astype(np.float32))
+    np.testing.assert_array_equal(stack.masks, masks[[0, 2]])
+    assert gap_warning(str(stack.source), stack.slice_numbers).endswith(
+        "case7_day20/scans: sparse stack: 1 slice(s) missing, 2 present between slice 1 and 3")
+    assert all(gap_warning(s.key, s.slice_numbers) is None
+               for k, s in stacks.items() if k != "case7_day20")
+    report = validate_kaggle_dataset(root, allow_gaps=True)
+    assert report.ok and len(report.warnings) == 1 and "case7_day20" in report.warnings[0]
+    assert report.summary["n_sparse_stacks"] == 1
+    assert "warning: " in report.format()
 
 
 # --- submission ----------------------------------------------------------------------

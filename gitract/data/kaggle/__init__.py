@@ -13,6 +13,12 @@ Reading (:func:`read_kaggle_dataset`) stops at the first problem with a
 :class:`~gitract.data.record.DataError` naming the file or row; validation
 (:func:`validate_kaggle_dataset`) runs the same checks but collects every problem.
 
+A stack with slices missing between its first and last (a *sparse* stack: a hand-picked
+subset, as in many evaluation sets) is a problem by default; with ``allow_gaps=True``
+it is read as the slices present, keeping their true ``slice_numbers`` (the 2.5D
+context and the Hausdorff z coordinates follow the numbers), and
+:func:`gap_warning` gives the one line to print per such stack.
+
 The code lives in private modules, one topic each: ``_files`` (file names, listing the
 PNGs, stack checks), ``_png`` (16-bit PNG I/O), ``_csv`` (the RLE CSV), ``_read``
 (:func:`read_kaggle_dataset`), ``_submission`` (RLE rows, submissions), ``_validate``
@@ -36,9 +42,12 @@ from gitract.data.kaggle._files import (
     _NAME_RE,  # noqa: F401
     _NUM,  # noqa: F401
     _check_images,  # noqa: F401
+    _gap_warnings,  # noqa: F401
     _natural,  # noqa: F401
     _scan,  # noqa: F401
+    gap_warning,
     kaggle_png_name,
+    missing_slices,
     scan_kaggle_images,
 )
 from gitract.data.kaggle._png import (
@@ -58,7 +67,9 @@ from gitract.data.kaggle._validate import (
 
 __all__ = [
     "ValidationReport",
+    "gap_warning",
     "kaggle_png_name",
+    "missing_slices",
     "read_kaggle_dataset",
     "read_kaggle_png",
     "scan_kaggle_images",

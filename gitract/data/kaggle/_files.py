@@ -117,8 +117,43 @@ def scan_kaggle_images(
     return _scan(Path(data_dir) / images_subdir, _Problems(strict=True))
 
 
-def _check_images(images: pd.DataFrame, problems: _Problems) -> pd.DataFrame:
-    """Duplicate slices, gaps and mixed sizes; returns the images of sound case-days."""
+def missing_slices(slice_numbers) -> np.ndarray:
+    """Slice numbers missing between the first and last of ``slice_numbers``.
+
+    Examples
+    --------
+    >>> missing_slices([1, 2, 5, 7]).tolist()
+    [3, 4, 6]
+    """
+    numbers = np.unique(np.asarray(slice_numbers, dtype=np.int64))
+    if numbers.size == 0:
+        return numbers
+    return np.setdiff1d(np.arange(numbers[0], numbers[-1] + 1), numbers)
+
+
+def gap_warning(where: str, slice_numbers) -> str | None:
+    """One line saying that the stack ``where`` is sparse, or None when it has no gap.
+
+    Examples
+    --------
+    >>> gap_warning("case1_day2", [1, 2, 5])
+    'case1_day2: sparse stack: 2 slice(s) missing, 3 present between slice 1 and 5'
+    >>> gap_warning("case1_day2", [1, 2, 3]) is None
+    True
+    """
+    missing = missing_slices(slice_numbers)
+    if not missing.size:
+        return None
+    numbers = np.unique(np.asarray(slice_numbers, dtype=np.int64))
+    return (f"{where}: sparse stack: {missing.size} slice(s) missing, {numbers.size} present "
+            f"between slice {numbers[0]} and {numbers[-1]}")
+
+
+def _check_images(
+    images: pd.DataFrame, problems: _Problems, *, allow_gaps: bool = False
+) -> pd.DataFrame:
+    """Duplicate slices, gaps (unless ``allow_gaps``) and mixed sizes; returns the images
+    of sound case-days."""
     bad: set[tuple[str, str]] = set()
     dup = images.duplicated(["case", "day", "slice"], keep=False)
     for (case, day, number), group in images[dup].groupby(["case", "day", "slice"]):
@@ -129,15 +164,16 @@ def _check_images(images: pd.DataFrame, problems: _Problems) -> pd.DataFrame:
         bad.add((case, day))
     for (case, day), group in images.groupby(["case", "day"], sort=False):
         numbers = np.unique(group["slice"].to_numpy())
-        missing = np.setdiff1d(np.arange(numbers[0], numbers[-1] + 1), numbers)
+        missing = missing_slices(numbers)
         folder = group["path"].iloc[0].parent
-        if missing.size:
+        if missing.size and not allow_gaps:
             shown = ", ".join(map(str, missing[:10].tolist())) + (
                 " ..." if missing.size > 10 else ""
             )
             problems(
                 f"{folder}: gap in the slice stack: missing slice(s) {shown} "
-                f"between {numbers[0]} and {numbers[-1]}"
+                f"between {numbers[0]} and {numbers[-1]} (--allow-gaps uses the slices "
+                "present)"
             )
             bad.add((case, day))
         sizes = sorted(set(zip(group["width"], group["height"], strict=True)))
@@ -157,6 +193,18 @@ def _check_images(images: pd.DataFrame, problems: _Problems) -> pd.DataFrame:
         (c, d) not in bad for c, d in zip(images["case"], images["day"], strict=True)
     ]
     return images[np.asarray(keep, dtype=bool)]
+
+
+def _gap_warnings(images: pd.DataFrame) -> list[str]:
+    """One :func:`gap_warning` line per sparse case-day of an image table (natural order)."""
+    lines = []
+    groups = images.groupby(["case", "day"], sort=False)
+    for case, day in sorted(groups.groups, key=lambda k: (_natural(k[0]), _natural(k[1]))):
+        group = groups.get_group((case, day))
+        line = gap_warning(str(group["path"].iloc[0].parent), group["slice"].to_numpy())
+        if line is not None:
+            lines.append(line)
+    return lines
 
 
 def _natural(text: str) -> tuple:

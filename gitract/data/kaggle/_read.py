@@ -23,6 +23,7 @@ def read_kaggle_dataset(
     classes: Sequence[str] = CLASSES,
     order: str = "C",
     images_subdir: str = "train",
+    allow_gaps: bool = False,
 ) -> list[SliceStack]:
     """Read a Kaggle-layout dataset as one :class:`SliceStack` per case-day.
 
@@ -40,6 +41,10 @@ def read_kaggle_dataset(
         RLE pixel order (row-major by default).
     images_subdir : str
         Folder of the scans under ``data_dir``.
+    allow_gaps : bool
+        Read a sparse stack (slices missing between its first and last) as the slices
+        present, with their true ``slice_numbers``, instead of stopping; see
+        :func:`gap_warning` for the line a caller may print.
 
     Returns
     -------
@@ -56,11 +61,12 @@ def read_kaggle_dataset(
         At the first problem, naming the file or CSV row: bad file names, unreadable,
         non-16-bit, mis-sized or constant PNGs, CSV rows without images, images without
         rows, duplicate (id, class) rows, unknown classes, malformed or out-of-bounds
-        RLE, gaps in a slice stack, mixed sizes inside a case-day.
+        RLE, gaps in a slice stack (unless ``allow_gaps``), mixed sizes inside a case-day.
     """
     data_dir = Path(data_dir)
     problems = _Problems(strict=True)
-    images = _check_images(_scan(data_dir / images_subdir, problems), problems)
+    images = _check_images(_scan(data_dir / images_subdir, problems), problems,
+                           allow_gaps=allow_gaps)
     csv = _default_csv(data_dir, csv_path, images_subdir)
     images = images.sort_values(["case", "day", "slice"]).reset_index(drop=True)
     masks_by_id: dict[str, NDArray[np.bool_]] = {}

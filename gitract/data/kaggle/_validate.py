@@ -9,7 +9,7 @@ from pathlib import Path
 
 from gitract.constants import CLASSES
 from gitract.data.kaggle._csv import _decode, _default_csv, _match_rows, _read_csv
-from gitract.data.kaggle._files import _check_images, _scan
+from gitract.data.kaggle._files import _check_images, _gap_warnings, _scan
 from gitract.data.kaggle._png import read_kaggle_png
 from gitract.data.kaggle._problems import _Problems
 
@@ -26,21 +26,25 @@ class ValidationReport:
     ----------
     problems : list of str
         One line per problem, naming the file or CSV row.
+    warnings : list of str
+        One line per sparse stack accepted with ``allow_gaps`` (not problems).
     summary : dict
         ``data_dir``, ``csv``, ``n_cases``, ``n_case_days``, ``n_slices``, ``n_rows``,
-        ``shapes`` ("HxW" -> slices), ``spacings`` ("row x col" mm -> slices) and
+        ``shapes`` ("HxW" -> slices), ``spacings`` ("row x col" mm -> slices),
+        ``n_sparse_stacks`` (stacks with gaps, accepted with ``allow_gaps``) and
         ``empty_share`` (class -> share of that class's rows with an empty mask).
     """
 
     problems: list[str] = field(default_factory=list)
     summary: dict = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return not self.problems
 
     def format(self) -> str:
-        """The summary, then one line per problem."""
+        """The summary, one ``warning:`` line per sparse stack, then one line per problem."""
         s = self.summary
         lines = [
             f"data: {s.get('data_dir')}  csv: {s.get('csv') or '-'}",
@@ -54,6 +58,7 @@ class ValidationReport:
                 "empty masks: "
                 + ", ".join(f"{c} {v:.1%}" for c, v in s["empty_share"].items())
             )
+        lines.extend(f"warning: {w}" for w in self.warnings)
         lines.append(f"problems: {len(self.problems)}")
         lines.extend(self.problems)
         return "\n".join(lines)
@@ -66,6 +71,7 @@ def validate_kaggle_dataset(
     classes: Sequence[str] = CLASSES,
     order: str = "C",
     images_subdir: str = "train",
+    allow_gaps: bool = False,
 ) -> ValidationReport:
     """Check a Kaggle-layout dataset's integrity, collecting every problem.
 
@@ -78,6 +84,8 @@ def validate_kaggle_dataset(
     ----------
     data_dir, csv_path, classes, order, images_subdir
         As in :func:`read_kaggle_dataset`.
+    allow_gaps : bool
+        A gap in a slice stack is a warning (``warnings``), not a problem.
 
     Returns
     -------
@@ -88,7 +96,8 @@ def validate_kaggle_dataset(
     data_dir = Path(data_dir)
     problems = _Problems(strict=False)
     images = _scan(data_dir / images_subdir, problems)
-    _check_images(images, problems)
+    _check_images(images, problems, allow_gaps=allow_gaps)
+    warnings = _gap_warnings(images) if allow_gaps and len(images) else []
     csv = _default_csv(data_dir, csv_path, images_subdir)
     rows = None
     if csv is not None:
@@ -134,4 +143,5 @@ def validate_kaggle_dataset(
         ),
         "empty_share": empty_share,
     }
-    return ValidationReport(problems=problems.items, summary=summary)
+    summary["n_sparse_stacks"] = len(warnings)
+    return ValidationReport(problems=problems.items, summary=summary, warnings=warnings)
