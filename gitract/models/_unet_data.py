@@ -31,6 +31,7 @@ from gitract.preprocessing import normalize_intensity, resize_to
 
 __all__ = [
     "check_offsets",
+    "network_grid",
     "neighbour_indices",
     "prepare_images",
     "prepare_masks",
@@ -142,6 +143,40 @@ def _check_size(image_size) -> tuple[int, int] | None:
     if rows < 1 or cols < 1:
         raise ValueError(f"image_size must be positive, got {image_size!r}")
     return rows, cols
+
+
+def network_grid(
+    shape: tuple[int, int],
+    spacing: tuple[float, float],
+    *,
+    image_size: int | None = 256,
+    spacing_mm: float | None = None,
+) -> tuple[int, int] | None:
+    """The grid a stack of ``shape`` (rows, cols) and pixel ``spacing`` (mm) is prepared
+    on: ``(image_size, image_size)``; with ``image_size=None`` the native grid (None), or,
+    given ``spacing_mm``, the grid on which a pixel covers ``spacing_mm`` mm.
+
+    A fixed grid stretches every field of view to the same side, so the same organ looks
+    larger in a small scan than in a large one (x1.4 between the Kaggle sizes); a fixed
+    spacing keeps organs their physical size, as nnU-Net's resampling does.
+
+    Examples
+    --------
+    >>> network_grid((234, 234), (1.63, 1.63), image_size=128)
+    (128, 128)
+    >>> network_grid((310, 360), (1.5, 1.5), image_size=None, spacing_mm=3.0)
+    (155, 180)
+    >>> network_grid((310, 360), (1.5, 1.5), image_size=None) is None
+    True
+    """
+    if image_size is not None:
+        return _check_size(image_size)
+    if spacing_mm is None:
+        return None
+    if not spacing_mm > 0:
+        raise ValueError(f"spacing_mm must be > 0, got {spacing_mm!r}")
+    return tuple(max(1, int(round(n * float(s) / spacing_mm)))
+                 for n, s in zip(shape, spacing, strict=True))
 
 
 def prepare_volume(

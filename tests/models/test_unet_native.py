@@ -89,7 +89,26 @@ def test_validation_dice_leaves_padding_out():
     assert ev_padded["dice"] < 0.9
 
 
+def test_fixed_spacing_grid_predicts_on_the_input_shape():
+    """``spacing_mm``: stacks of different spacings are resampled to one pixel size for
+    the net and the maps come back on each stack's own grid."""
+    from dataclasses import replace
+
+    cfg = replace(NATIVE, spacing_mm=3.0, crop_size=8)
+    fine = _stack("c1", (40, 48))  # 1.5 mm: prepared at 20 x 24
+    seg = UNetSegmenter(cfg).fit([fine], [_stack("c2", (37, 45), seed=1)])
+    coarse = SliceStack(fine.image[:, ::2, ::2], None, ("a", "b"), (3.0, 3.0), fine.ids, "cx")
+    assert seg._inputs(fine).shape[-2:] == (20, 24)
+    assert seg._inputs(coarse).shape[-2:] == (20, 24)
+    assert seg.predict_proba_stack(fine).shape == (3, 40, 48, 2)
+    assert seg.predict_proba_stack(coarse).shape == (3, 20, 24, 2)
+
+
 def test_native_config_validation():
+    with pytest.raises(ValueError, match="spacing_mm"):
+        UNetConfig(spacing_mm=3.0)  # image_size 256 is set
+    with pytest.raises(ValueError, match="spacing_mm"):
+        UNetConfig(image_size=None, spacing_mm=0.0)
     assert UNetConfig(image_size=None, crop_size=None, depth=3).image_size is None
     with pytest.raises(ValueError, match="crop_size"):
         UNetConfig(crop_size=100, depth=3)

@@ -20,7 +20,12 @@ class UNetConfig:
     image_size : int or None
         Side of the square grid every slice is resized to (divisible by ``2**depth``);
         None: the native grid (slices padded to a multiple of ``2**depth``, predictions
-        cropped back, no resizing either way).
+        cropped back, no resizing either way), or, with ``spacing_mm``, a fixed spacing.
+    spacing_mm : float or None
+        With ``image_size=None``: resample each stack so that a pixel covers this many mm
+        (its ``SliceStack.spacing``), keeping organs their physical size whatever the
+        field of view (:func:`gitract.models._unet_data.network_grid`); predictions are
+        resized back to the stack's own grid. None: the native grid.
     crop_size : int or None
         Train on random square crops of this side (divisible by ``2**depth``) of the
         prepared slices; prediction always sees whole (padded) slices. None: whole slices.
@@ -98,6 +103,7 @@ class UNetConfig:
     """
 
     image_size: int | None = 256
+    spacing_mm: float | None = None
     crop_size: int | None = None
     crop_foreground: float = 0.33
     base_channels: int = 16
@@ -165,6 +171,12 @@ class UNetConfig:
         for name in ("hflip", "vflip", "crop_foreground"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be a probability, got {getattr(self, name)!r}")
+        if self.spacing_mm is not None:
+            if self.image_size is not None:
+                raise ValueError(f"spacing_mm={self.spacing_mm!r} needs image_size=None, got "
+                                 f"image_size={self.image_size!r}")
+            if isinstance(self.spacing_mm, bool) or not self.spacing_mm > 0:
+                raise ValueError(f"spacing_mm must be > 0 or None, got {self.spacing_mm!r}")
         if not 0.0 <= self.scale < 1.0:
             raise ValueError(f"scale must be in [0, 1), got {self.scale!r}")
         for name in ("rotate", "shift", "elastic", "gamma", "brightness", "contrast",

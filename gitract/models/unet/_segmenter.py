@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from gitract.data.record import SliceStack
 from gitract.models._device import select_device
-from gitract.models._unet_data import prepare_images, resize_proba_back
+from gitract.models._unet_data import network_grid, prepare_images, resize_proba_back
 from gitract.models.nets._unet import UNet
 from gitract.models.train_torch import (
     FitHistory,
@@ -107,13 +107,16 @@ class UNetSegmenter:
     # ------------------------------------------------------------------ data
     def _inputs(self, stack: SliceStack) -> NDArray[np.float32]:
         c = self.config
+        grid = network_grid(stack.shape, stack.spacing, image_size=c.image_size,
+                            spacing_mm=c.spacing_mm)
         return prepare_images(stack.image, stack.slice_numbers, offsets=c.offsets,
-                              image_size=c.image_size, percentiles=c.percentiles)
+                              image_size=grid, percentiles=c.percentiles)
 
     def _prepare(self, stacks, folder: Path, name: str):
         c = self.config
         return prepare_files(stacks, folder, name, image_size=c.image_size,
-                             percentiles=c.percentiles, offsets=c.offsets)
+                             percentiles=c.percentiles, offsets=c.offsets,
+                             spacing_mm=c.spacing_mm)
 
     def _prepare_shared(self, train_stacks, val_stacks, work: str | None):
         """Rank 0 prepares the slice files; every process gets their list (the

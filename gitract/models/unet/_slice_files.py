@@ -13,7 +13,12 @@ from torch.nn import functional as F
 from torch.utils.data import Dataset
 
 from gitract.data.record import SliceStack
-from gitract.models._unet_data import neighbour_indices, prepare_masks, prepare_volume
+from gitract.models._unet_data import (
+    neighbour_indices,
+    network_grid,
+    prepare_masks,
+    prepare_volume,
+)
 
 __all__ = ["PadCollate", "PreparedFiles", "SliceFiles", "prepare_files"]
 
@@ -23,10 +28,10 @@ PreparedFiles = list[tuple[str, str, NDArray]]
 
 def prepare_files(
     stacks: Sequence, folder: Path, name: str, *, image_size: int | None,
-    percentiles: tuple[float, float], offsets: Sequence[int],
+    percentiles: tuple[float, float], offsets: Sequence[int], spacing_mm: float | None = None,
 ) -> tuple[PreparedFiles, tuple[str, ...], NDArray[np.float64]]:
     """Write each stack's prepared inputs and targets to ``folder`` (a pair of ``.npy``
-    files per stack, on the ``image_size`` grid or the native one).
+    files per stack, on the grid :func:`gitract.models._unet_data.network_grid` gives).
 
     ``stacks`` may hold SliceStacks or sources with a ``read()`` method, read here one at
     a time. Returns ``(files, classes, foreground)``: ``foreground[c]`` is the share of
@@ -50,9 +55,10 @@ def prepare_files(
         # One channel per slice (2.5D neighbours are picked per item) and uint8 masks:
         # exactly the arrays of prepare_images / prepare_masks, a quarter of the disk.
         x_path, y_path = folder / f"{i}_x.npy", folder / f"{i}_y.npy"
-        np.save(x_path, prepare_volume(stack.image, image_size=image_size,
-                                       percentiles=percentiles))
-        y = prepare_masks(stack.masks, image_size=image_size).astype(np.uint8)
+        grid = network_grid(stack.shape, stack.spacing, image_size=image_size,
+                            spacing_mm=spacing_mm)
+        np.save(x_path, prepare_volume(stack.image, image_size=grid, percentiles=percentiles))
+        y = prepare_masks(stack.masks, image_size=grid).astype(np.uint8)
         np.save(y_path, y)
         c = y.sum(axis=(0, 2, 3), dtype=np.int64)
         counts = c if counts is None else counts + c
