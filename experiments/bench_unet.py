@@ -109,6 +109,8 @@ def main(argv: list[str] | None = None) -> int:
         "s_per_step": h.seconds / max(h.steps, 1),
         "steps_per_s": h.steps / max(h.seconds, 1e-9),
         "best_val_dice": h.best_value,
+        "best_val_dice_per_class": (h.epochs[h.best_epoch - 1].get("val_dice_per_class")
+                                    if h.best_epoch else None),
         "last_val_dice": vals[-1] if vals else None,
         "fit_seconds": fit_seconds,
         "n_train_slices": seg.n_train_slices_,

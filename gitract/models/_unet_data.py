@@ -156,9 +156,11 @@ def network_grid(
     on: ``(image_size, image_size)``; with ``image_size=None`` the native grid (None), or,
     given ``spacing_mm``, the grid on which a pixel covers ``spacing_mm`` mm.
 
-    A fixed grid stretches every field of view to the same side, so the same organ looks
-    larger in a small scan than in a large one (x1.4 between the Kaggle sizes); a fixed
-    spacing keeps organs their physical size, as nnU-Net's resampling does.
+    On real scans a fixed grid stretches every field of view to the same side, so the
+    same organ looks larger in a small scan than in a large one (x1.5 between the Kaggle
+    fields of view, 351 to 540 mm); a fixed spacing keeps organs their physical size, as
+    nnU-Net's resampling does. (The phantom scales its anatomy with the image side, not
+    the spacing, so there the fixed grid is the consistent one.)
 
     Examples
     --------

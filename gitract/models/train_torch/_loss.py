@@ -158,8 +158,10 @@ def evaluate_net(
 
         if inter is None:
             raise ValueError("every process needs validation data (its share is empty)")
-        packed = torch.cat([total, inter, sums])
+        # NCCL reduces CUDA tensors only; gloo takes the CPU ones as they are.
+        packed = torch.cat([total, inter, sums]).to(device)
         dist.all_reduce(packed)
+        packed = packed.cpu()
         n_c = inter.numel()
         total, inter, sums = packed[:2], packed[2:2 + n_c], packed[2 + n_c:]
     if inter is None or total[1] == 0:
