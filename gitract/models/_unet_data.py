@@ -31,6 +31,7 @@ from gitract.preprocessing import normalize_intensity, resize_to
 
 __all__ = [
     "check_offsets",
+    "network_grid",
     "neighbour_indices",
     "prepare_images",
     "prepare_masks",
@@ -130,7 +131,9 @@ def stack_25d(
     return np.ascontiguousarray(np.moveaxis(volume[idx], 1, -1), dtype=np.float32)
 
 
-def _check_size(image_size) -> tuple[int, int]:
+def _check_size(image_size) -> tuple[int, int] | None:
+    if image_size is None:
+        return None
     if isinstance(image_size, (int, np.integer)) and not isinstance(image_size, bool):
         image_size = (int(image_size), int(image_size))
     try:
@@ -142,15 +145,51 @@ def _check_size(image_size) -> tuple[int, int]:
     return rows, cols
 
 
+def network_grid(
+    shape: tuple[int, int],
+    spacing: tuple[float, float],
+    *,
+    image_size: int | None = 256,
+    spacing_mm: float | None = None,
+) -> tuple[int, int] | None:
+    """The grid a stack of ``shape`` (rows, cols) and pixel ``spacing`` (mm) is prepared
+    on: ``(image_size, image_size)``; with ``image_size=None`` the native grid (None), or,
+    given ``spacing_mm``, the grid on which a pixel covers ``spacing_mm`` mm.
+
+    On real scans a fixed grid stretches every field of view to the same side, so the
+    same organ looks larger in a small scan than in a large one (x1.5 between the Kaggle
+    fields of view, 351 to 540 mm); a fixed spacing keeps organs their physical size, as
+    nnU-Net's resampling does. (The phantom scales its anatomy with the image side, not
+    the spacing, so there the fixed grid is the consistent one.)
+
+    Examples
+    --------
+    >>> network_grid((234, 234), (1.63, 1.63), image_size=128)
+    (128, 128)
+    >>> network_grid((310, 360), (1.5, 1.5), image_size=None, spacing_mm=3.0)
+    (155, 180)
+    >>> network_grid((310, 360), (1.5, 1.5), image_size=None) is None
+    True
+    """
+    if image_size is not None:
+        return _check_size(image_size)
+    if spacing_mm is None:
+        return None
+    if not spacing_mm > 0:
+        raise ValueError(f"spacing_mm must be > 0, got {spacing_mm!r}")
+    return tuple(max(1, int(round(n * float(s) / spacing_mm)))
+                 for n, s in zip(shape, spacing, strict=True))
+
+
 def prepare_volume(
     image: NDArray,
     *,
-    image_size: int | tuple[int, int] = 256,
+    image_size: int | tuple[int, int] | None = 256,
     percentiles: tuple[float, float] = (0.5, 99.5),
 ) -> NDArray[np.float32]:
     """One stack normalised as a volume and each slice resized: (S, rows, cols) float32.
 
-    The 2.5D input of slice ``i`` is ``volume[neighbour_indices(...)[i]]``: stacking after
+    ``image_size=None`` keeps the native grid (S, H, W). The 2.5D input of slice ``i`` is ``volume[neighbour_indices(...)[i]]``: stacking after
     resizing gives exactly :func:`prepare_images` (resizing acts per channel), so a stack
     can be stored once, one channel per slice.
     """
@@ -162,6 +201,7 @@ def prepare_volume(
         vol = np.zeros(image.shape, np.float32)
     else:
         vol = normalize_intensity(image, lower=percentiles[0], upper=percentiles[1])
+    size = vol.shape[1:3] if size is None else size
     out = np.empty((vol.shape[0], *size), dtype=np.float32)
     for i in range(vol.shape[0]):
         r = vol[i] if vol.shape[1:3] == size else resize_to(vol[i], size, order=1)
@@ -174,7 +214,7 @@ def prepare_images(
     slice_numbers: Sequence[int],
     *,
     offsets: Sequence[int] = (-2, 0, 2),
-    image_size: int | tuple[int, int] = 256,
+    image_size: int | tuple[int, int] | None = 256,
     percentiles: tuple[float, float] = (0.5, 99.5),
 ) -> NDArray[np.float32]:
     """Network input of one stack: normalise per volume, resize, stack 2.5D.
@@ -185,9 +225,9 @@ def prepare_images(
         Raw intensities of one stack (``SliceStack.image``).
     slice_numbers : sequence of int, length S
     offsets : sequence of int, length K
-    image_size : int or (int, int)
+    image_size : int or (int, int) or None
         Network grid (rows, cols); every slice is resized to it (aspect not kept, as the
-        predictions are resized back to each slice's own grid).
+        predictions are resized back to each slice's own grid). None: the native grid.
     percentiles : (float, float)
         Passed to :func:`gitract.preprocessing.normalize_intensity` for the whole stack.
 
@@ -206,16 +246,18 @@ def prepare_images(
 
 
 def prepare_masks(
-    masks: NDArray, *, image_size: int | tuple[int, int] = 256
+    masks: NDArray, *, image_size: int | tuple[int, int] | None = 256
 ) -> NDArray[np.float32]:
     """Training targets of one stack: (S, H, W, C) bool -> (S, C, rows, cols) float32 {0, 1}.
 
-    Nearest-neighbour resizing keeps the labels binary.
+    Nearest-neighbour resizing keeps the labels binary; ``image_size=None`` keeps the
+    native grid.
     """
     size = _check_size(image_size)
     masks = np.asarray(masks, dtype=bool)
     if masks.ndim != 4:
         raise ValueError(f"masks must have shape (S, H, W, C), got {masks.shape}")
+    size = masks.shape[1:3] if size is None else size
     out = np.empty((masks.shape[0], masks.shape[3], *size), dtype=np.float32)
     for i in range(masks.shape[0]):
         r = masks[i] if masks.shape[1:3] == size else resize_to(masks[i], size)
@@ -233,6 +275,8 @@ def resize_proba_back(proba: NDArray, shape: tuple[int, int]) -> NDArray[np.floa
     if proba.ndim != 4:
         raise ValueError(f"proba must have shape (S, C, rows, cols), got {proba.shape}")
     shape = _check_size(shape)
+    if shape is None:
+        raise ValueError("shape must be an int or (rows, cols), got None")
     out = np.empty((proba.shape[0], *shape, proba.shape[1]), dtype=np.float32)
     for i in range(proba.shape[0]):
         p = np.moveaxis(proba[i], 0, -1)

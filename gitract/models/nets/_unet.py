@@ -17,7 +17,8 @@ Inputs must have a height and a width divisible by ``2**depth`` (pad with
 =====================  ===============  =====  ==========  ==============================
 config                 base_channels    depth  parameters  use
 =====================  ===============  =====  ==========  ==============================
-default (CPU)          16               3      ~0.48 M     2 CPU cores, 256x256, minutes
+default (UNetConfig)   16               4      ~1.9 M      2 CPU cores, 96-256 px, minutes
+small                  16               3      ~0.48 M     tests, tiny runs
 GPU                    32               4      ~7.8 M      a GPU, 256-384 px, hours
 =====================  ===============  =====  ==========  ==============================
 """

@@ -22,8 +22,19 @@ logits against (N, C, H, W) float targets in {0, 1} (multilabel: one sigmoid per
   clock, when such a budget is given; ``history`` records how many steps and epochs ran
   and why the run stopped.
 
-Submodules: ``_config`` (:class:`TrainConfig`, :class:`FitHistory`), ``_loss`` (loss and
-validation scores), ``_loader``, ``_loop`` (:func:`fit_net`) and ``_checkpoint`` (file io).
+- **Recipe**: AdamW; the learning rate warms up linearly over ``warmup_fraction`` of the
+  budget, then follows a cosine to 1 % (:func:`lr_at`); optionally an EMA of the weights
+  (:func:`make_ema`) is what validation scores and what the fit returns; loss BCE or focal
+  plus soft Dice (:func:`segmentation_loss`).
+- **Several processes**: inside :func:`distributed_session` (``torchrun``) :func:`fit_net`
+  wraps the net in DistributedDataParallel (synchronised batch norm on CUDA; on the CPU
+  rank 0's batch-norm statistics are copied to the others after every step), adds the
+  validation sums over processes and lets only rank 0 write checkpoints. AMP and
+  channels-last memory format on CUDA.
+
+Submodules: ``_config`` (:class:`TrainConfig`, :class:`FitHistory`), ``_loss`` (losses and
+validation scores), ``_schedule`` (learning rate, EMA), ``_distributed``, ``_loader``,
+``_loop`` (:func:`fit_net`) and ``_checkpoint`` (file io).
 The private helpers are re-exported here (``# noqa: F401``) for the code and tests that
 import them from this module.
 """
@@ -32,6 +43,13 @@ from __future__ import annotations
 
 from gitract.models.train_torch._checkpoint import load_checkpoint, save_checkpoint
 from gitract.models.train_torch._config import _MONITORS, FitHistory, TrainConfig  # noqa: F401
+from gitract.models.train_torch._distributed import (
+    any_process,
+    broadcast_object,
+    distributed_session,
+    sync_buffers,
+    world,
+)
 from gitract.models.train_torch._loader import make_loader
 from gitract.models.train_torch._loop import (
     _better,  # noqa: F401
@@ -40,15 +58,34 @@ from gitract.models.train_torch._loop import (
     _set_cosine_lr,  # noqa: F401
     fit_net,
 )
-from gitract.models.train_torch._loss import _autocast, bce_dice_loss, evaluate_net  # noqa: F401
+from gitract.models.train_torch._loss import (  # noqa: F401
+    LOSSES,
+    _autocast,
+    bce_dice_loss,
+    evaluate_net,
+    segmentation_loss,
+    valid_mask,
+)
+from gitract.models.train_torch._schedule import ema_decay_at, lr_at, make_ema
 
 __all__ = [
+    "LOSSES",
     "FitHistory",
     "TrainConfig",
+    "any_process",
     "bce_dice_loss",
+    "broadcast_object",
+    "distributed_session",
+    "ema_decay_at",
     "evaluate_net",
     "fit_net",
     "load_checkpoint",
+    "lr_at",
+    "make_ema",
     "make_loader",
     "save_checkpoint",
+    "segmentation_loss",
+    "sync_buffers",
+    "valid_mask",
+    "world",
 ]

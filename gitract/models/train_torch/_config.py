@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field, fields
 
+from gitract.models.train_torch._loss import LOSSES
+
 __all__ = ["FitHistory", "TrainConfig"]
 
 _MONITORS = {"val_dice": "max", "val_loss": "min", "train_loss": "min"}
@@ -28,23 +30,37 @@ class TrainConfig:
     lr, weight_decay : float
         AdamW learning rate and weight decay.
     scheduler : {"cosine", "none"}
-        Cosine decay of the learning rate to 1 % of ``lr``, set before every batch from
-        the share of the budget used: the larger of the step share (of ``max_steps``) and
-        the epoch share (of ``max_epochs``); the time share (of ``max_minutes``) only
-        when neither is given.
+        Cosine decay of the learning rate to 1 % of ``lr`` after the warm-up, set before
+        every batch from the share of the budget used at the end of that batch: the larger
+        of the step share (of ``max_steps``) and the epoch share (of ``max_epochs``); the
+        time share (of ``max_minutes``) only when neither is given.
+    warmup_fraction : float in [0, 1)
+        Linear warm-up of the learning rate from 0 over this share of the budget
+        (:func:`gitract.models.train_torch.lr_at`).
+    ema_decay : float in (0, 1) or None
+        Keep an exponential moving average of the weights (and batch-norm statistics)
+        with this decay, ramped up as ``min(decay, (1+n)/(10+n))`` after ``n`` steps;
+        validation, the checkpoint and the returned net use the average. None: off.
     monitor : {"val_dice", "val_loss", "train_loss"}
         Value that selects the checkpoint restored at the end; ``val_*`` falls back to
         ``train_loss`` without a validation loader.
     patience : int or None
         Stop after this many epochs without improvement (None: never).
     bce_weight : float
-        Loss = ``bce_weight * BCE + (1 - bce_weight) * soft Dice loss``.
+        Loss = ``bce_weight * pixel term + (1 - bce_weight) * soft Dice loss``.
+    loss : {"bce_dice", "focal_dice"}
+        Pixel term: BCE or focal loss (:func:`gitract.models.train_torch.segmentation_loss`).
+    focal_gamma : float
+        Focusing exponent of the focal loss.
     grad_clip : float or None
         Clip the gradient norm to this value.
     device : str
         ``"auto"`` (cuda -> mps -> cpu) or a torch device name.
     amp : bool
         Mixed precision (float16 autocast + grad scaler); used on CUDA only.
+    channels_last : bool
+        Net and batches in channels-last memory format on CUDA (faster convolutions on
+        tensor cores); ignored on the CPU.
     deterministic : bool
         ``torch.use_deterministic_algorithms(True)`` during the fit (restored after).
     random_state : int
@@ -53,6 +69,11 @@ class TrainConfig:
         Also write the best checkpoint there (atomically) whenever it improves.
     progress : bool
         tqdm progress bars (one per epoch).
+
+    Under ``torch.distributed`` (initialised, more than one process) :func:`fit_net`
+    trains with DistributedDataParallel: the loaders must give each process its share
+    (a ``DistributedSampler``); the budget counts optimiser steps, the same whatever the
+    number of processes.
     """
 
     max_epochs: int | None = 20
@@ -64,9 +85,14 @@ class TrainConfig:
     monitor: str = "val_dice"
     patience: int | None = None
     bce_weight: float = 0.5
+    loss: str = "bce_dice"
+    focal_gamma: float = 2.0
+    warmup_fraction: float = 0.05
+    ema_decay: float | None = None
     grad_clip: float | None = None
     device: str = "auto"
     amp: bool = True
+    channels_last: bool = True
     deterministic: bool = False
     random_state: int = 0
     checkpoint_path: str | None = None
@@ -89,6 +115,16 @@ class TrainConfig:
             raise ValueError(f"scheduler must be 'cosine' or 'none', got {self.scheduler!r}")
         if not 0.0 <= self.bce_weight <= 1.0:
             raise ValueError(f"bce_weight must be in [0, 1], got {self.bce_weight!r}")
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
+        if not self.focal_gamma >= 0:
+            raise ValueError(f"focal_gamma must be >= 0, got {self.focal_gamma!r}")
+        if not 0.0 <= self.warmup_fraction < 1.0:
+            raise ValueError(f"warmup_fraction must be in [0, 1), got {self.warmup_fraction!r}")
+        if self.ema_decay is not None and not 0.0 < self.ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be in (0, 1) or None, got {self.ema_decay!r}")
+        if self.grad_clip is not None and not self.grad_clip > 0:
+            raise ValueError(f"grad_clip must be > 0 or None, got {self.grad_clip!r}")
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr!r}")
         if self.patience is not None and (not isinstance(self.patience, int) or self.patience < 1):
@@ -122,6 +158,10 @@ class FitHistory:
     device : str
     amp : bool
         Whether mixed precision was used.
+    world_size : int
+        Processes that trained together (DistributedDataParallel when > 1).
+    ema : bool
+        Whether the weights are an exponential moving average.
     """
 
     epochs: list[dict] = field(default_factory=list)
@@ -133,6 +173,8 @@ class FitHistory:
     seconds: float = 0.0
     device: str = "cpu"
     amp: bool = False
+    world_size: int = 1
+    ema: bool = False
 
     def to_dict(self) -> dict:
         """JSON-ready copy (NaN becomes None)."""

@@ -1,4 +1,5 @@
-"""The epoch loop (:func:`fit_net`): budgets, learning-rate schedule, checkpoint choice."""
+"""The epoch loop (:func:`fit_net`): budgets, learning-rate schedule, EMA, checkpoint choice,
+and DistributedDataParallel when several processes train together."""
 
 from __future__ import annotations
 
@@ -15,7 +16,14 @@ from tqdm import tqdm
 from gitract.models._device import select_device
 from gitract.models.train_torch._checkpoint import save_checkpoint
 from gitract.models.train_torch._config import _MONITORS, FitHistory, TrainConfig
-from gitract.models.train_torch._loss import _autocast, bce_dice_loss, evaluate_net
+from gitract.models.train_torch._distributed import (
+    any_process,
+    broadcast_object,
+    sync_buffers,
+    world,
+)
+from gitract.models.train_torch._loss import _autocast, evaluate_net, segmentation_loss
+from gitract.models.train_torch._schedule import lr_at, make_ema
 
 __all__ = ["fit_net"]
 
@@ -58,10 +66,26 @@ def _progress(epochs_done: float, max_epochs: int | None, elapsed: float,
 
 
 def _set_cosine_lr(opt: torch.optim.Optimizer, config: TrainConfig, progress: float) -> None:
-    lr_min = config.lr * 0.01
-    lr = lr_min + (config.lr - lr_min) * 0.5 * (1.0 + math.cos(math.pi * progress))
+    lr = lr_at(progress, lr=config.lr, warmup_fraction=config.warmup_fraction,
+               scheduler=config.scheduler)
     for group in opt.param_groups:
         group["lr"] = lr
+
+
+def _wrap(net: nn.Module, device: torch.device, n_processes: int) -> nn.Module:
+    """The module the loop calls: ``net`` itself, or a DistributedDataParallel wrapper
+    (with synchronised batch norm on CUDA, so that N processes with batch B/N train like
+    one with batch B)."""
+    if n_processes == 1:
+        return net
+    from torch.nn.parallel import DistributedDataParallel
+
+    if device.type == "cuda":
+        net = nn.SyncBatchNorm.convert_sync_batchnorm(net)
+    # Buffers are broadcast after every step instead (sync_buffers), so that an EMA of
+    # them stays the same on every process.
+    return DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda"
+                                   else None, broadcast_buffers=False)
 
 
 def fit_net(
@@ -69,9 +93,8 @@ def fit_net(
     train_loader: DataLoader,
     val_loader: DataLoader | None = None,
     *,
-    config: TrainConfig = TrainConfig(),
-    augment: Callable[[torch.Tensor, torch.Tensor, torch.Generator],
-                      tuple[torch.Tensor, torch.Tensor]] | None = None,
+    config: TrainConfig | None = None,
+    augment: Callable[..., tuple[torch.Tensor, torch.Tensor]] | None = None,
 ) -> FitHistory:
     """Train ``net`` in place and restore its best checkpoint.
 
@@ -80,67 +103,94 @@ def fit_net(
     net : nn.Module
         (N, K, H, W) -> (N, C, H, W) logits; moved to the chosen device.
     train_loader : DataLoader
-        Yields ``(x, y)`` float tensors (see :func:`make_loader`).
+        Yields ``(x, y)`` float tensors (see :func:`make_loader`), or ``(x, y, sizes)``
+        with the (N, 2) rows and cols of each sample before padding. Under
+        ``torch.distributed`` each process's loader yields its share (its sampler's
+        ``set_epoch`` is called every epoch when it has one).
     val_loader : DataLoader, optional
-        Validation batches (no augmentation); selects the checkpoint.
-    config : TrainConfig
+        Validation batches (no augmentation); selects the checkpoint. Under
+        ``torch.distributed`` each process's share; the sums are added over processes.
+    config : TrainConfig, optional
+        Default: ``TrainConfig()``.
     augment : callable, optional
-        ``augment(x, y, generator) -> (x, y)`` applied to every training batch on the
-        device; ``generator`` is a CPU ``torch.Generator`` seeded from
-        ``config.random_state``.
+        ``augment(x, y, generator, sizes) -> (x, y)`` applied to every training batch
+        on the device (augmentation, crops); ``generator`` is a CPU ``torch.Generator``
+        seeded from ``config.random_state`` (and the process rank), ``sizes`` the
+        loader's third item or None.
 
     Returns
     -------
     FitHistory
-        ``net`` holds the weights of ``history.best_epoch`` and is left in eval mode.
+        ``net`` holds the weights of ``history.best_epoch`` (their EMA when
+        ``config.ema_decay`` is set) and is left in eval mode.
     """
+    config = TrainConfig() if config is None else config
+    rank, n_proc = world()
     device = select_device(config.device)
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", torch.cuda.current_device())
     use_amp = bool(config.amp and device.type == "cuda")
+    channels_last = bool(config.channels_last and device.type == "cuda")
     monitor = config.monitor if val_loader is not None else "train_loss"
     mode = _MONITORS[monitor]
     net.to(device)
-    opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    if channels_last:
+        net.to(memory_format=torch.channels_last)
+    model = _wrap(net, device, n_proc)
+    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     scaler = torch.amp.GradScaler("cuda") if use_amp else None
-    aug_gen = torch.Generator().manual_seed(int(config.random_state) + 1)
-    history = FitHistory(monitor=monitor, device=str(device), amp=use_amp)
+    ema = make_ema(net, config.ema_decay) if config.ema_decay is not None else None
+    # Rank 0 draws exactly what a single process draws; the others augment differently.
+    aug_gen = torch.Generator().manual_seed(int(config.random_state) + 1 + 7919 * rank)
+    history = FitHistory(monitor=monitor, device=str(device), amp=use_amp,
+                         world_size=n_proc, ema=ema is not None)
     best_state, since_best = None, 0
     budget_s = None if config.max_minutes is None else float(config.max_minutes) * 60.0
     max_epochs = config.max_epochs if config.max_epochs is not None else 10**9
     steps = 0
+    show = config.progress and rank == 0
     fork_devices = [device.index or 0] if device.type == "cuda" else []
     start = time.perf_counter()
     with torch.random.fork_rng(devices=fork_devices), _deterministic(config.deterministic):
-        torch.manual_seed(int(config.random_state))
+        torch.manual_seed(int(config.random_state) + rank)
         for epoch in range(1, max_epochs + 1):
             t0 = time.perf_counter()
-            net.train()
+            model.train()
+            if hasattr(train_loader.sampler, "set_epoch"):
+                train_loader.sampler.set_epoch(epoch)
             losses, n_seen, out_of_time, out_of_steps = 0.0, 0, False, False
-            bar = tqdm(train_loader, desc=f"epoch {epoch}", leave=False,
-                       disable=not config.progress)
+            bar = tqdm(train_loader, desc=f"epoch {epoch}", leave=False, disable=not show)
             n_batches = max(len(train_loader), 1)
-            for b, (xb, yb) in enumerate(bar):
-                if config.scheduler == "cosine":
-                    _set_cosine_lr(opt, config, _progress(
-                        epoch - 1 + b / n_batches, config.max_epochs,
-                        time.perf_counter() - start, budget_s, steps, config.max_steps))
-                xb, yb = xb.to(device), yb.to(device)
+            for b, batch in enumerate(bar):
+                _set_cosine_lr(opt, config, _progress(
+                    epoch - 1 + (b + 1) / n_batches, config.max_epochs,
+                    time.perf_counter() - start, budget_s, steps + 1, config.max_steps))
+                xb, yb = batch[0].to(device), batch[1].to(device)
                 if augment is not None:
-                    xb, yb = augment(xb, yb, aug_gen)
+                    sizes = batch[2].to(device) if len(batch) > 2 else None
+                    xb, yb = augment(xb, yb, aug_gen, sizes)
+                if channels_last:
+                    xb = xb.contiguous(memory_format=torch.channels_last)
                 opt.zero_grad(set_to_none=True)
                 with _autocast(device, use_amp):
-                    loss = bce_dice_loss(net(xb), yb, bce_weight=config.bce_weight)
+                    loss = segmentation_loss(model(xb), yb, loss=config.loss,
+                                             pixel_weight=config.bce_weight,
+                                             focal_gamma=config.focal_gamma)
                 if scaler is not None:
                     scaler.scale(loss).backward()
                     scaler.unscale_(opt)
                 else:
                     loss.backward()
                 if config.grad_clip is not None:
-                    nn.utils.clip_grad_norm_(net.parameters(), config.grad_clip)
+                    nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
                 if scaler is not None:
                     scaler.step(opt)
                     scaler.update()
                 else:
                     opt.step()
+                sync_buffers(net)
+                if ema is not None:
+                    ema.update_parameters(net)
                 steps += 1
                 loss_value = float(loss.detach())
                 losses += loss_value * xb.shape[0]
@@ -149,31 +199,37 @@ def fit_net(
                 if config.max_steps is not None and steps >= config.max_steps:
                     out_of_steps = True
                     break
-                if budget_s is not None and time.perf_counter() - start > budget_s:
+                if budget_s is not None and any_process(
+                        time.perf_counter() - start > budget_s, device):
                     out_of_time = True
                     break
             bar.close()
             record = {"epoch": epoch, "train_loss": losses / max(n_seen, 1),
                       "lr": float(opt.param_groups[0]["lr"]), "n_seen": n_seen,
                       "step": steps}
+            scored = ema.module if ema is not None else net
             if val_loader is not None:
-                ev = evaluate_net(net, val_loader, device=device, amp=use_amp,
-                                  bce_weight=config.bce_weight)
+                ev = evaluate_net(scored, val_loader, device=device, amp=use_amp,
+                                  bce_weight=config.bce_weight, loss=config.loss,
+                                  focal_gamma=config.focal_gamma, distributed=n_proc > 1,
+                                  channels_last=channels_last)
                 record.update(val_loss=ev["loss"], val_dice=ev["dice"],
                               val_dice_per_class=ev["dice_per_class"])
             record["seconds"] = time.perf_counter() - t0
+            # Every process takes rank 0's figures, so all make the same choices below.
+            record = broadcast_object(record)
             history.epochs.append(record)
             value = float(record[monitor])
             if _better(value, history.best_value, mode):
                 history.best_epoch, history.best_value, since_best = epoch, value, 0
                 best_state = {k: v.detach().to("cpu", copy=True)
-                              for k, v in net.state_dict().items()}
-                if config.checkpoint_path:
+                              for k, v in scored.state_dict().items()}
+                if config.checkpoint_path and rank == 0:
                     save_checkpoint(config.checkpoint_path, {
                         "state_dict": best_state, "epoch": epoch, monitor: value})
             else:
                 since_best += 1
-            if config.progress:
+            if show:
                 extra = (f" val_loss {record['val_loss']:.4f} val_dice {record['val_dice']:.4f}"
                          if val_loader is not None else "")
                 tqdm.write(f"epoch {epoch}: train_loss {record['train_loss']:.4f}{extra}")

@@ -1,4 +1,4 @@
-"""The training loss (BCE + soft Dice) and a net's loss and hard Dice over a loader."""
+"""Training losses (BCE or focal, plus soft Dice) and a net's loss and hard Dice over a loader."""
 
 from __future__ import annotations
 
@@ -10,7 +10,19 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-__all__ = ["bce_dice_loss", "evaluate_net"]
+__all__ = ["LOSSES", "bce_dice_loss", "evaluate_net", "segmentation_loss", "valid_mask"]
+
+#: Pixel terms of :func:`segmentation_loss`.
+LOSSES = ("bce_dice", "focal_dice")
+
+
+def _soft_dice_loss(prob: torch.Tensor, target: torch.Tensor, smooth: float) -> torch.Tensor:
+    # Per class over the whole batch, so that slices where a class is absent do not each
+    # count as a failed Dice; then averaged over classes.
+    dims = (0, 2, 3)
+    inter = (prob * target).sum(dims)
+    total = prob.sum(dims) + target.sum(dims)
+    return 1.0 - ((2.0 * inter + smooth) / (total + smooth)).mean()
 
 
 def bce_dice_loss(
@@ -30,20 +42,64 @@ def bce_dice_loss(
     -------
     scalar tensor
     """
+    return segmentation_loss(logits, target, loss="bce_dice", pixel_weight=bce_weight,
+                             smooth=smooth)
+
+
+def segmentation_loss(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    loss: str = "bce_dice",
+    pixel_weight: float = 0.5,
+    focal_gamma: float = 2.0,
+    smooth: float = 1.0,
+) -> torch.Tensor:
+    """``pixel_weight * pixel term + (1 - pixel_weight) * soft Dice loss``.
+
+    Parameters
+    ----------
+    logits, target : tensor of shape (N, C, H, W)
+        Raw logits and float targets in [0, 1].
+    loss : {"bce_dice", "focal_dice"}
+        Pixel term: binary cross-entropy, or the focal loss of Lin et al. (2017),
+        ``BCE * (1 - p_t) ** focal_gamma`` (no alpha weighting: the Dice term already
+        balances small organs against the background), which down-weights the many easy
+        background pixels.
+    pixel_weight : float in [0, 1]
+    focal_gamma : float >= 0
+        0 makes the focal term the BCE.
+
+    Returns
+    -------
+    scalar tensor (float32)
+    """
+    if loss not in LOSSES:
+        raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
     logits = logits.float()
-    bce = nn.functional.binary_cross_entropy_with_logits(logits, target)
-    prob = torch.sigmoid(logits)
-    dims = (0, 2, 3)
-    inter = (prob * target).sum(dims)
-    total = prob.sum(dims) + target.sum(dims)
-    dice_loss = 1.0 - ((2.0 * inter + smooth) / (total + smooth)).mean()
-    return bce_weight * bce + (1.0 - bce_weight) * dice_loss
+    if loss == "bce_dice":
+        pixel = nn.functional.binary_cross_entropy_with_logits(logits, target)
+    else:
+        bce = nn.functional.binary_cross_entropy_with_logits(logits, target, reduction="none")
+        p_t = torch.exp(-bce)  # the probability given to the true label
+        pixel = (bce * (1.0 - p_t) ** focal_gamma).mean()
+    return pixel_weight * pixel + (1.0 - pixel_weight) * _soft_dice_loss(
+        torch.sigmoid(logits), target, smooth)
 
 
 def _autocast(device: torch.device, amp: bool):
     if amp and device.type == "cuda":
         return torch.autocast(device_type="cuda", dtype=torch.float16)
     return contextlib.nullcontext()
+
+
+def valid_mask(sizes: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
+    """(N, 1, rows, cols) bool: True inside each sample's own ``sizes[i] = (rows, cols)``
+    (the rest is padding added to batch slices of different sizes)."""
+    rows = torch.arange(shape[0], device=sizes.device)
+    cols = torch.arange(shape[1], device=sizes.device)
+    return ((rows[None, :, None] < sizes[:, 0, None, None])
+            & (cols[None, None, :] < sizes[:, 1, None, None]))[:, None]
 
 
 @torch.no_grad()
@@ -55,8 +111,18 @@ def evaluate_net(
     amp: bool = False,
     bce_weight: float = 0.5,
     threshold: float = 0.5,
+    loss: str = "bce_dice",
+    focal_gamma: float = 2.0,
+    distributed: bool = False,
+    channels_last: bool = False,
 ) -> dict:
     """Mean loss and hard Dice per class of ``net`` over ``loader`` (eval mode).
+
+    Batches are ``(x, y)`` or ``(x, y, sizes)``; with ``sizes`` ((N, 2) rows and cols of
+    each sample before padding) the padding is left out of the Dice. With
+    ``distributed`` each process passes its share of the data and the sums are added
+    over processes (``torch.distributed.all_reduce``), so every process gets the figures
+    of the whole set.
 
     Returns
     -------
@@ -68,22 +134,40 @@ def evaluate_net(
     device = torch.device(device)
     was_training = net.training
     net.eval()
-    total, n, inter, sums = 0.0, 0, None, None
-    for xb, yb in loader:
-        xb, yb = xb.to(device), yb.to(device)
+    total = torch.zeros(2, dtype=torch.float64)  # loss sum, samples
+    inter = sums = None
+    for batch in loader:
+        xb, yb = batch[0].to(device), batch[1].to(device)
+        if channels_last:
+            xb = xb.contiguous(memory_format=torch.channels_last)
         with _autocast(device, amp):
             logits = net(xb)
-        total += float(bce_dice_loss(logits, yb, bce_weight=bce_weight)) * xb.shape[0]
-        n += xb.shape[0]
+        total += torch.tensor([float(segmentation_loss(
+            logits, yb, loss=loss, pixel_weight=bce_weight, focal_gamma=focal_gamma))
+            * xb.shape[0], xb.shape[0]], dtype=torch.float64)
         pred = (torch.sigmoid(logits.float()) > threshold).float()
+        if len(batch) > 2:
+            pred = pred * valid_mask(batch[2].to(device), tuple(pred.shape[-2:]))
         i_b = (pred * yb).sum((0, 2, 3)).double().cpu()
         s_b = (pred.sum((0, 2, 3)) + yb.sum((0, 2, 3))).double().cpu()
         inter = i_b if inter is None else inter + i_b
         sums = s_b if sums is None else sums + s_b
     net.train(was_training)
-    if n == 0:
+    if distributed:
+        import torch.distributed as dist
+
+        if inter is None:
+            raise ValueError("every process needs validation data (its share is empty)")
+        # NCCL reduces CUDA tensors only; gloo takes the CPU ones as they are.
+        packed = torch.cat([total, inter, sums]).to(device)
+        dist.all_reduce(packed)
+        packed = packed.cpu()
+        n_c = inter.numel()
+        total, inter, sums = packed[:2], packed[2:2 + n_c], packed[2 + n_c:]
+    if inter is None or total[1] == 0:
         raise ValueError("the validation loader is empty")
     per_class = [float(2 * i / s) if s > 0 else math.nan for i, s in zip(inter, sums, strict=True)]
     finite = [d for d in per_class if not math.isnan(d)]
-    return {"loss": total / n, "dice": float(np.mean(finite)) if finite else math.nan,
+    return {"loss": float(total[0] / total[1]),
+            "dice": float(np.mean(finite)) if finite else math.nan,
             "dice_per_class": per_class}

@@ -7,19 +7,27 @@ Data path (training and prediction alike):
 2. 2.5D input: each slice with its neighbours at ``offsets`` (by slice number; edge
    slices repeated, the nearest available slice where a number is absent:
    :func:`stack_25d`);
-3. resize to ``image_size`` (bilinear; masks nearest neighbour);
+3. resize to ``image_size`` (bilinear; masks nearest neighbour), or, with
+   ``image_size=None``, the native grid: training batches are zero-padded to a multiple
+   of ``2**depth`` and prediction pads each slice the same way and crops back;
 4. the net returns one sigmoid per class (multilabel: masks overlap);
 5. prediction: probabilities resized back (bilinear) to each stack's own grid, giving
    (S, H, W, C) float32 maps. The model stops there: thresholds, metrics and reports
    belong to the comparison engine (:mod:`gitract.compare`), which
    treats them exactly as the block classifiers' probability maps.
 
-Training uses BCE + soft Dice (:func:`gitract.models.train_torch.bce_dice_loss`), seeded
-augmentation (:func:`augment_batch`) and :func:`gitract.models.train_torch.fit_net`.
+Training (:func:`gitract.models.train_torch.fit_net`): AdamW with a linear warm-up and a
+cosine decay over the step budget, an EMA of the weights, BCE (or focal) + soft Dice, the
+output bias started at each class's pixel prior, and a seeded batch transform on the
+device (:func:`augment_batch`: random crops of ``crop_size``, some centred on organs;
+rotation, scaling, translation, elastic deformation; gamma, contrast, brightness, noise).
+Under ``torchrun`` the same ``fit`` trains with DistributedDataParallel
+(:mod:`gitract.models.unet.ddp_train` is the command-line entry point).
 
 Submodules: ``_config`` (:class:`UNetConfig`, :data:`GPU_CONFIG`), ``_augment``
 (:func:`augment_batch`), ``_slice_files`` (:class:`SliceFiles`, the training dataset) and
-``_segmenter`` (:class:`UNetSegmenter`); the torch-free numpy side is
+``_segmenter`` (:class:`UNetSegmenter`), ``ddp_train`` (``python -m`` entry point, one or
+several processes); the torch-free numpy side is
 :mod:`gitract.models._unet_data`. Private helpers are re-exported here
 for code that imports them from this module.
 """

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import tempfile
@@ -13,28 +14,25 @@ from pathlib import Path
 import numpy as np
 import torch
 from numpy.typing import NDArray
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, DistributedSampler
 
 from gitract.data.record import SliceStack
 from gitract.models._device import select_device
-from gitract.models._unet_data import (
-    neighbour_indices,
-    prepare_images,
-    prepare_masks,
-    prepare_volume,
-    resize_proba_back,
-)
+from gitract.models._unet_data import network_grid, prepare_images, resize_proba_back
 from gitract.models.nets._unet import UNet
 from gitract.models.train_torch import (
     FitHistory,
     _autocast,
+    broadcast_object,
     fit_net,
     load_checkpoint,
     save_checkpoint,
+    world,
 )
 from gitract.models.unet._augment import augment_batch
 from gitract.models.unet._config import UNetConfig
-from gitract.models.unet._slice_files import SliceFiles
+from gitract.models.unet._slice_files import PadCollate, SliceFiles, prepare_files
+from gitract.preprocessing import crop_pads, pad_to_multiple
 from gitract.utils._random import derive_seeds
 
 __all__ = ["MODEL_FILE", "UNetSegmenter"]
@@ -109,46 +107,93 @@ class UNetSegmenter:
     # ------------------------------------------------------------------ data
     def _inputs(self, stack: SliceStack) -> NDArray[np.float32]:
         c = self.config
+        grid = network_grid(stack.shape, stack.spacing, image_size=c.image_size,
+                            spacing_mm=c.spacing_mm)
         return prepare_images(stack.image, stack.slice_numbers, offsets=c.offsets,
-                              image_size=c.image_size, percentiles=c.percentiles)
+                              image_size=grid, percentiles=c.percentiles)
 
-    def _prepare_files(self, stacks, folder: Path, name: str):
-        """Write each stack's prepared inputs and targets to ``folder`` (one pair of
-        ``.npy`` files per stack); ``stacks`` may be SliceStacks or sources with a
-        ``read()`` method, read here one at a time. Returns ``(files, classes)``."""
-        if isinstance(stacks, SliceStack) or not isinstance(stacks, Sequence) or not stacks:
-            raise ValueError(f"{name} must be a non-empty list of SliceStack, got {stacks!r:.80}")
-        folder.mkdir(parents=True, exist_ok=True)
-        files, classes = [], None
-        for i, item in enumerate(stacks):
-            stack = item.read() if hasattr(item, "read") else item
-            if not isinstance(stack, SliceStack):
-                raise TypeError(f"{name} must hold SliceStack objects, got {type(stack).__name__}")
-            if stack.masks is None:
-                raise ValueError(f"{name}: stack {stack.key!r} has no masks")
-            if classes is None:
-                classes = tuple(stack.classes)
-            elif tuple(stack.classes) != classes:
-                raise ValueError(f"{name}: stack {stack.key!r} classes {stack.classes} != {classes}")
-            # One channel per slice (2.5D neighbours are picked per item) and uint8 masks:
-            # exactly the arrays of prepare_images / prepare_masks, a quarter of the disk.
-            x_path, y_path = folder / f"{i}_x.npy", folder / f"{i}_y.npy"
-            np.save(x_path, prepare_volume(stack.image, image_size=self.config.image_size,
-                                           percentiles=self.config.percentiles))
-            np.save(y_path, prepare_masks(stack.masks, image_size=self.config.image_size)
-                    .astype(np.uint8))
-            neighbours = neighbour_indices(stack.slice_numbers, offsets=self.config.offsets)
-            files.append((str(x_path), str(y_path), neighbours))
-        if classes is None:
-            raise ValueError(f"{name} must be a non-empty list of SliceStack, got {stacks!r:.80}")
-        return files, classes
+    def _prepare(self, stacks, folder: Path, name: str):
+        c = self.config
+        return prepare_files(stacks, folder, name, image_size=c.image_size,
+                             percentiles=c.percentiles, offsets=c.offsets,
+                             spacing_mm=c.spacing_mm)
 
-    def _make_net(self, n_classes: int, seed: int) -> UNet:
+    def _prepare_shared(self, train_stacks, val_stacks, work: str | None):
+        """Rank 0 prepares the slice files; every process gets their list (the
+        broadcast doubles as the barrier). An error on rank 0 is raised everywhere."""
+        result = None
+        if work is not None:
+            try:
+                train = self._prepare(train_stacks, Path(work) / "train", "train_stacks")
+                val = None
+                if val_stacks:
+                    val = self._prepare(val_stacks, Path(work) / "val", "val_stacks")
+                    if val[1] != train[1]:
+                        raise ValueError("val_stacks classes differ from train_stacks classes")
+                result = ("ok", train, val)
+            except Exception as exc:
+                broadcast_object(("error", f"{type(exc).__name__}: {exc}", None))
+                raise
+        result = broadcast_object(result)
+        if result[0] == "error":
+            raise RuntimeError(f"rank 0 could not prepare the training data: {result[1]}")
+        return result[1], result[2]
+
+    def _loaders(self, train_files, val_files, seed_shuffle: int, rank: int, n_proc: int):
+        c = self.config
+        collate = PadCollate(2**c.depth)
+        train_set = SliceFiles(train_files)
+        if n_proc == 1:
+            train_loader = DataLoader(
+                train_set, batch_size=c.batch_size, shuffle=True, collate_fn=collate,
+                generator=torch.Generator().manual_seed(int(seed_shuffle)),
+                num_workers=c.loader_workers)
+        else:
+            sampler = DistributedSampler(train_set, num_replicas=n_proc, rank=rank,
+                                         shuffle=True, seed=int(seed_shuffle))
+            train_loader = DataLoader(train_set, batch_size=c.batch_size // n_proc,
+                                      sampler=sampler, collate_fn=collate,
+                                      num_workers=c.loader_workers)
+        if val_files is None:
+            return train_loader, None
+        val_set = SliceFiles(val_files)
+        if len(val_set) < n_proc:
+            raise ValueError(f"{len(val_set)} validation slices for {n_proc} processes")
+        # Each process validates every n_proc-th slice; evaluate_net adds the sums.
+        return train_loader, DataLoader(val_set, batch_size=c.predict_batch_size,
+                                        sampler=range(rank, len(val_set), n_proc),
+                                        collate_fn=collate, num_workers=c.loader_workers)
+
+    def _augment(self):
+        """The batch transform of training: crops and/or seeded augmentation."""
+        c = self.config
+        out = None if c.crop_size is None else (c.crop_size, c.crop_size)
+        if c.augment:
+            opts = {k: getattr(c, k) for k in ("crop_foreground", "hflip", "vflip", "rotate",
+                                               "scale", "shift", "elastic", "gamma",
+                                               "brightness", "contrast", "noise")}
+        elif out is not None:
+            opts = {"crop_foreground": c.crop_foreground, "rotate": 0.0, "scale": 0.0,
+                    "shift": 0.0, "gamma": 0.0, "brightness": 0.0, "contrast": 0.0}
+        else:
+            return None
+
+        def transform(xb, yb, gen, sizes):
+            return augment_batch(xb, yb, gen, sizes=sizes, out_size=out, **opts)
+
+        return transform
+
+    def _make_net(self, n_classes: int, seed: int, foreground=None) -> UNet:
         c = self.config
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            return UNet(len(c.offsets), n_classes, c.base_channels, c.depth,
-                        up_mode=c.up_mode, dropout=c.dropout)
+            net = UNet(len(c.offsets), n_classes, c.base_channels, c.depth,
+                       up_mode=c.up_mode, dropout=c.dropout)
+        if foreground is not None:
+            p = np.clip(np.asarray(foreground, dtype=np.float64), 1e-3, 0.5)
+            with torch.no_grad():
+                net.head.bias.copy_(torch.as_tensor(np.log(p / (1 - p)), dtype=torch.float32))
+        return net
 
     # ------------------------------------------------------------------ fit
     def fit(
@@ -168,36 +213,31 @@ class UNetSegmenter:
         """
         t0 = time.perf_counter()
         c = self.config
+        rank, n_proc = world()
+        if c.batch_size % n_proc:
+            raise ValueError(f"batch_size={c.batch_size} must be divisible by the number of "
+                             f"processes ({n_proc}): it is the batch over all of them")
         seed_init, seed_shuffle, seed_fit = derive_seeds(int(c.random_state), 3)
-        with tempfile.TemporaryDirectory(prefix="gitract-unet-") as work:
+        with contextlib.ExitStack() as cleanup:
             # Each scan is read, prepared and written to disk, then dropped; the loaders
             # read one slice at a time, so memory does not grow with the training set.
-            train_files, classes = self._prepare_files(train_stacks, Path(work) / "train",
-                                                       "train_stacks")
-            train_loader = DataLoader(
-                SliceFiles(train_files), batch_size=c.batch_size, shuffle=True,
-                generator=torch.Generator().manual_seed(int(seed_shuffle)),
-                num_workers=c.loader_workers)
-            val_loader = None
-            if val_stacks:
-                val_files, val_classes = self._prepare_files(val_stacks, Path(work) / "val",
-                                                             "val_stacks")
-                if val_classes != classes:
-                    raise ValueError("val_stacks classes differ from train_stacks classes")
-                val_loader = DataLoader(SliceFiles(val_files), batch_size=c.predict_batch_size,
-                                        shuffle=False, num_workers=c.loader_workers)
-            augment = None
-            if c.augment:
-                opts = {k: getattr(c, k) for k in ("hflip", "vflip", "rotate", "scale", "shift",
-                                                   "gamma", "brightness", "contrast")}
-
-                def augment(xb, yb, gen):
-                    return augment_batch(xb, yb, gen, **opts)
-
-            net = self._make_net(len(classes), seed_init)
+            # Under torch.distributed rank 0 prepares for all (one node, shared /tmp).
+            work = None
+            if rank == 0:
+                work = cleanup.enter_context(tempfile.TemporaryDirectory(prefix="gitract-unet-"))
+            if n_proc > 1:
+                # Leave the folder only when every process is done reading it.
+                cleanup.callback(torch.distributed.barrier)
+            (train_files, classes, foreground), val = self._prepare_shared(
+                train_stacks, val_stacks, work)
+            train_loader, val_loader = self._loaders(
+                train_files, None if val is None else val[0], seed_shuffle, rank, n_proc)
+            net = self._make_net(len(classes), seed_init,
+                                 foreground if c.init_prior else None)
             with _Threads(c.num_threads):
                 history = fit_net(net, train_loader, val_loader,
-                                  config=c.train_config(random_state=seed_fit), augment=augment)
+                                  config=c.train_config(random_state=seed_fit),
+                                  augment=self._augment())
         self.net_ = net
         self.device_ = next(net.parameters()).device
         self.classes_ = classes
@@ -228,19 +268,24 @@ class UNetSegmenter:
         self._check_fitted()
         c = self.config
         x = self._inputs(stack)
+        # The native grid (image_size None) is padded to a multiple of 2**depth with
+        # zeros, as training batches are, and the prediction cropped back.
+        x, pads = pad_to_multiple(x, 2**c.depth, mode="constant", axes=(2, 3))
         net, dev = self.net_, self.device_
         net.eval()
         out = np.empty((x.shape[0], len(self.classes_), *x.shape[2:]), dtype=np.float32)
         use_amp = c.amp and dev.type == "cuda"
         with _Threads(c.num_threads):
             for i in range(0, x.shape[0], c.predict_batch_size):
-                xb = torch.from_numpy(x[i:i + c.predict_batch_size]).to(dev)
+                xb = torch.from_numpy(np.ascontiguousarray(x[i:i + c.predict_batch_size])).to(dev)
+                if c.channels_last and dev.type == "cuda":
+                    xb = xb.contiguous(memory_format=torch.channels_last)
                 with _autocast(dev, use_amp):
                     p = torch.sigmoid(net(xb).float())
                     if c.tta:
                         p = 0.5 * (p + torch.sigmoid(net(xb.flip(-1)).float()).flip(-1))
                 out[i:i + xb.shape[0]] = p.cpu().numpy()
-        return resize_proba_back(out, stack.shape)
+        return resize_proba_back(crop_pads(out, pads, axes=(2, 3)), stack.shape)
 
     def predict_stacks(self, stacks: Sequence[SliceStack]) -> dict[str, NDArray[np.float32]]:
         """``{stack.key: predict_proba_stack(stack)}`` for every stack."""
