@@ -47,12 +47,17 @@ def decode_submission(
         Missing columns, a (id, class) row missing or given twice, unknown ids or classes,
         or a malformed RLE; the message names the id and class.
     """
+    named = column is not None
     if column is None:
         column = "predicted" if "predicted" in submission.columns else "segmentation"
     missing = {"id", "class", column} - set(submission.columns)
     if missing:
+        if not named and column in missing:  # name the submission's column, its alias after
+            missing = (missing - {column}) | {"predicted"}
+        alias = " ('segmentation' is accepted for 'predicted')" if "predicted" in missing else ""
         raise DataError(
-            f"{where}: missing column(s) {sorted(missing)}; found {list(submission.columns)}"
+            f"{where}: missing column(s) {sorted(missing)}{alias}; found "
+            f"{list(submission.columns)}"
         )
     classes = truth[0].classes if truth else ()
     index: dict[str, tuple[SliceStack, int]] = {}

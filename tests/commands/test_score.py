@@ -149,6 +149,17 @@ def test_missing_row_is_an_error_naming_the_id(dataset, tmp_path, capsys):
     assert "case7_day20_slice_0002" in err and "small_bowel" in err
 
 
+def test_a_misnamed_prediction_column_names_predicted(dataset, tmp_path, capsys):
+    root, masks = dataset
+    sub = _write_submission(tmp_path / "sub.csv", masks)
+    frame = pd.read_csv(sub).rename(columns={"predicted": "pred"})
+    frame.to_csv(sub, index=False)
+    assert main(["score", "--data-dir", str(root), "--pred", str(sub)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(sub) in err[0]
+    assert "missing column(s) ['predicted']" in err[0] and "'pred'" in err[0]
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
