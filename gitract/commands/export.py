@@ -88,6 +88,10 @@ def data_index(data_dir: Path, kind: str | None, dataset: dict, images_subdir: s
     options = dict(dataset.get("options") or {}) if chosen == recorded else {}
     if not data_dir.is_dir():
         raise DataError(f"{data_dir}: no such folder")
+    if chosen in _KAGGLE_KINDS and not (data_dir / images_subdir).is_dir():
+        raise DataError(f"{data_dir / images_subdir}: no such folder (DATA_DIR read in the "
+                        f"Kaggle layout; another layout needs --kind, e.g. uwmgi_derived, "
+                        f"another scans folder --images-subdir)")
     try:
         if chosen in _KAGGLE_KINDS:
             # The phantom is indexed as what it is on disk: a written phantom is never

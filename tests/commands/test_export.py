@@ -134,3 +134,45 @@ def test_coco_pred_on_an_empty_part_ends_in_one_line(trained, phantom_dir, tmp_p
     assert main(["export", "coco-pred", str(trained), "--data-dir", str(phantom_dir),
                  "--images-subdir", "train", "--part", "test", "--out", str(tmp_path)]) == 2
     assert _error(capsys) == f"error: {trained / 'splits.json'}: fold 0 has no test cases"
+
+
+def test_a_phantom_split_reads_the_folder_given_and_never_writes_a_phantom(phantom_dir,
+                                                                          tmp_path, capsys):
+    split = tmp_path / "splits.json"
+    dataset = {"kind": "phantom", "path": None, "options": {}}
+    split.write_text(json.dumps({"folds": [{"train": ["case1"], "val": ["case2"],
+                                            "test": ["case3"]}], "dataset": dataset}))
+    assert main(["export", "coco", str(phantom_dir), "--split", str(split),
+                 "--out", str(tmp_path / "out")]) == 0
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "test.json", "train.json", "val.json"]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["export", "coco", str(empty), "--split", str(split),
+                 "--out", str(tmp_path / "out2")]) == 2
+    assert _error(capsys).startswith(f"error: {empty / 'train'}")
+    assert not list(empty.iterdir())  # no phantom generated into it
+
+
+@pytest.mark.real_data
+def test_real_slices_export_with_the_kind_their_split_records(uwmgi_dir, tmp_path, capsys):
+    from gitract.data.index import index_dataset
+    from gitract.data.splits import make_case_splits
+
+    cases = index_dataset("uwmgi_derived", uwmgi_dir).cases()
+    made = make_case_splits(cases, n_folds=2, n_test=2)
+    split = tmp_path / "splits.json"
+    split.write_text(json.dumps({**made, "dataset": {"kind": "uwmgi_derived", "options": {}}}))
+    assert main(["export", "coco", str(uwmgi_dir), "--split", str(split), "--fold", "1",
+                 "--out", str(tmp_path / "out")]) == 0
+    coco = COCO(str(tmp_path / "out" / "test.json"))
+    assert sorted({im["case"] for im in coco.imgs.values()}) == made["test"]
+    assert all((uwmgi_dir / im["file_name"]).is_file() for im in coco.imgs.values())
+    assert coco.anns and [c["name"] for c in coco.cats.values()] == [
+        "large_bowel", "small_bowel", "stomach"]
+    # Without the recorded kind the folder is not in the Kaggle layout: one line.
+    split.write_text(json.dumps(made))
+    assert main(["export", "coco", str(uwmgi_dir), "--split", str(split),
+                 "--out", str(tmp_path / "out3")]) == 2
+    assert _error(capsys).startswith(f"error: {uwmgi_dir / 'train'}: no such folder (DATA_DIR "
+                                      "read in the Kaggle layout; another layout needs --kind")
