@@ -41,7 +41,7 @@ _KAGGLE_KINDS = ("kaggle", "phantom")
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     """Add the ``export`` subcommands."""
-    from gitract.commands.compare import positive_int
+    from gitract.commands.compare import device_name, positive_int
     from gitract.commands.predict import add_images_subdir
     from gitract.data.loaders import DATASET_KINDS
 
@@ -69,7 +69,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                          "every scan)")
     pr.add_argument("--out", type=Path, default=None,
                     help="folder for <track>_fold<K>_<part>.json (default RUN_DIR/coco)")
-    pr.add_argument("--device", default=None, help="override a deep track's saved device")
+    pr.add_argument("--device", type=device_name, default=None,
+                    help="override a deep track's saved device (auto, cpu, cuda, mps)")
     pr.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     for p in (gt, pr):
         p.add_argument("--kind", choices=DATASET_KINDS, default=None,
@@ -155,7 +156,9 @@ def _run_coco_pred(args: argparse.Namespace) -> int:
             args.run_dir, args.track, index, out_dir, fold=args.fold, cases=cases,
             label=args.part or "all", parallel=ParallelConfig(n_jobs=args.n_jobs),
             device=args.device, num_threads=args.threads)
-    print(f"wrote {path}: {n_results} predicted masks on {n_slices} slices")
+    note = ("; nothing predicted (pycocotools' loadRes cannot read an empty list)"
+            if not n_results else "")
+    print(f"wrote {path}: {n_results} predicted masks on {n_slices} slices{note}")
     return 0
 
 
