@@ -7,12 +7,10 @@ import json
 
 import numpy as np
 import pytest
+from pycocotools.coco import COCO
 
-pytest.importorskip("pycocotools")
-from pycocotools.coco import COCO  # noqa: E402
-
-from gitract.cli import main  # noqa: E402
-from gitract.data.phantom import PhantomConfig, write_phantom  # noqa: E402
+from gitract.cli import main
+from gitract.data.phantom import PhantomConfig, write_phantom
 
 TINY = ["--block-size", "9", "--step", "8", "--n-per-class", "20", "--background-cap", "40",
         "--param", "n_estimators=5", "--param", "n_jobs=1"]

@@ -7,27 +7,25 @@ import json
 
 import numpy as np
 import pytest
+from pycocotools import mask as mask_utils
+from pycocotools.coco import COCO
 
-pytest.importorskip("pycocotools")
-from pycocotools import mask as mask_utils  # noqa: E402
-from pycocotools.coco import COCO  # noqa: E402
-
-from gitract.data.coco import (  # noqa: E402
+from gitract.data.coco import (
     coco_dataset,
     decode_mask,
     encode_mask,
     mask_annotations,
     stack_images,
 )
-from gitract.data.coco_export import (  # noqa: E402
+from gitract.data.coco_export import (
     export_coco,
     image_id_offsets,
     split_parts,
 )
-from gitract.data.index import ScanSource, index_dataset  # noqa: E402
-from gitract.data.phantom import PhantomConfig, write_phantom  # noqa: E402
-from gitract.data.record import DataError  # noqa: E402
-from gitract.data.splits import make_case_splits  # noqa: E402
+from gitract.data.index import ScanSource, index_dataset
+from gitract.data.phantom import PhantomConfig, write_phantom
+from gitract.data.record import DataError
+from gitract.data.splits import make_case_splits
 
 
 @pytest.fixture(scope="module")
