@@ -31,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "compare": ("gitract.commands.compare", "run every track on one split and write a report"),
     "report": ("gitract.commands.report", "rebuild a run's report without retraining"),
     "predict": ("gitract.commands.predict", "predict a Kaggle submission with a trained track"),
+    "export": ("gitract.commands.export", "a split or a track's predictions as COCO JSON"),
 }
 
 #: Examples of the commands whose modules give none of their own (``parser.epilog``).

@@ -123,9 +123,10 @@ def test_every_predict_command_reads_the_same_scans_folder():
     seen = {}
     for argv in (["predict", "RUN", "--data-dir", "D", "--out", "s.csv"],
                  ["blocks", "predict", "--model", "RUN", "--data-dir", "D", "--out", "s.csv"],
-                 ["unet", "predict", "RUN", "--data-dir", "D", "--out", "s.csv"]):
+                 ["unet", "predict", "RUN", "--data-dir", "D", "--out", "s.csv"],
+                 ["export", "coco-pred", "RUN", "--data-dir", "D"]):
         seen[argv[0]] = build_parser(argv).parse_args(argv).images_subdir
-    assert set(seen.values()) == {IMAGES_SUBDIR} == {"test"}
+    assert len(seen) == 4 and set(seen.values()) == {IMAGES_SUBDIR} == {"test"}
 
 
 def test_track_commands_take_set_and_n_jobs():
