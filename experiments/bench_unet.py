@@ -1,4 +1,4 @@
-"""Train the U-Net track alone on a comparison config's first fold and time it.
+"""Train a U-Net track (unet, unetpp or deeplabv3plus) alone on a config's first fold, timed.
 
 The same data, split and track seed as ``gitract compare CONFIG`` (the phantom comes from
 the cache), but no threshold tuning or report: a quick check of a training recipe.
@@ -8,12 +8,13 @@ Validation Dice is the hard Dice at 0.5 pooled per class over the validation sli
 Usage::
 
     python experiments/bench_unet.py experiments/configs/quick.yaml [--track unet]
+    python experiments/bench_unet.py experiments/configs/real.yaml --track unetpp
         [--set max_steps=60 --set device=cuda ...] [--threads 1]
     torchrun --standalone --nproc_per_node N experiments/bench_unet.py CONFIG ...   # DDP
 
 Prints the validation Dice per epoch and, as the last stdout line, one JSON object:
 ``device``, ``steps``, ``s_per_step``, ``steps_per_s``, ``best_val_dice``,
-``last_val_dice``, ``test_dice``, ``fit_seconds``.
+``last_val_dice``, ``test_dice``, ``fit_seconds``, ``architecture``, ``n_params``.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ def _parse(value: str):
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("config")
-    parser.add_argument("--track", default="unet", help="name of the unet track in CONFIG")
+    parser.add_argument("--track", default="unet", help="name of the unet, unetpp or deeplabv3plus track in CONFIG")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=YAML",
                         help="override one UNetConfig field (value parsed as YAML)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
@@ -66,16 +67,17 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from gitract.compare._run import load_index, make_folds
-    from gitract.config import load_config
+    from gitract.config import SEGMENTER_KINDS, load_config
     from gitract.models.train_torch import distributed_session
     from gitract.models.unet import UNetConfig, UNetSegmenter
     from gitract.utils._random import derive_seeds
 
     config = load_config(args.config)
-    tracks = [t for t in config.tracks if t.name == args.track and t.kind == "unet"]
+    tracks = [t for t in config.tracks if t.name == args.track and t.kind in SEGMENTER_KINDS]
     if not tracks:
-        parser.error(f"no unet track named {args.track!r} in {args.config}")
-    params = dict(tracks[0].params)
+        parser.error(f"no unet, unetpp or deeplabv3plus track named {args.track!r} in "
+                     f"{args.config}")
+    params = {"architecture": tracks[0].kind, **tracks[0].params}
     for item in args.set:
         key, _, value = item.partition("=")
         params[key] = _parse(value)
@@ -114,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
         "last_val_dice": vals[-1] if vals else None,
         "fit_seconds": fit_seconds,
         "n_train_slices": seg.n_train_slices_,
+        "architecture": seg.config.architecture,
+        "n_params": sum(p.numel() for p in seg.net_.parameters()),
     }
     if not args.no_test and test_c:
         result["test_dice"] = _pooled_dice(seg, index, index.keys_of(test_c))

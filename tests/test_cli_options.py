@@ -20,6 +20,8 @@ CONFIG = {
         {"name": "rf", "kind": "blocks", "params": {"classifier": "rf", "block_size": 9}},
         {"name": "cnn", "kind": "cnn", "params": {"block_size": 9}},
         {"name": "unet", "kind": "unet", "params": {"image_size": 64}},
+        {"name": "upp", "kind": "unetpp", "params": {"image_size": 64}},
+        {"name": "dlab", "kind": "deeplabv3plus", "params": {"image_size": 64}},
     ],
 }
 
@@ -66,6 +68,7 @@ def test_set_device_and_n_jobs_reach_the_config(tmp_path, captured):
     assert config.parallel.n_jobs == 2
     tracks = {t.name: t.params for t in config.tracks}
     assert tracks["unet"]["max_steps"] == 100 and tracks["unet"]["device"] == "cpu"
+    assert tracks["upp"]["device"] == "cpu" and tracks["dlab"]["device"] == "cpu"
     assert tracks["cnn"]["model_params"]["device"] == "cpu"  # the deep tracks only
     assert "device" not in tracks["rf"] and tracks["rf"]["model_params"] == {"max_depth": 4}
     assert captured["progress"] is True  # bars on (drawn only on a terminal)

@@ -44,14 +44,15 @@ CONFIGS = sorted((Path(__file__).resolve().parent.parent / "experiments" / "conf
 @pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
 def test_shipped_configs_are_valid(path):
     """Every shipped config parses and every track's parameters are accepted by its track."""
+    from gitract.config import SEGMENTER_KINDS
     from gitract.evaluation import BlockTrackConfig
     from gitract.models.unet import UNetConfig
 
     cfg = load_config(path)
     assert cfg.tracks
     for track in cfg.tracks:
-        if track.kind == "unet":
-            UNetConfig.from_dict(track.params)
+        if track.kind in SEGMENTER_KINDS:
+            UNetConfig.from_dict({"architecture": track.kind, **track.params})
         else:
             params = dict(track.params)
             if track.kind == "cnn":
@@ -98,7 +99,13 @@ def _with(path: str, value):
     ("report.calibration_bins", 1, "report.calibration_bins: must be >= 2"),
     ("parallel.backend", "ray", "parallel.backend: must be one of joblib, dask"),
     ("metrics.dice_both_empty", "x", "metrics.dice_both_empty: expected a number"),
-    ("tracks.0.kind", "svm", "tracks[0].kind: must be one of blocks, cnn, unet, got 'svm'"),
+    ("tracks.0.kind", "svm", "tracks[0].kind: must be one of blocks, cnn, unet, unetpp, "
+                             "deeplabv3plus, got 'svm'"),
+    ("tracks.2.params.architecture", "segnet", "tracks[2].params.architecture: must be one "
+                                               "of unet, unetpp, deeplabv3plus, got 'segnet'"),
+    ("tracks.2.params.architecture", "unetpp", "tracks[2].params.architecture: a track of "
+                                               "kind unet has architecture 'unet', got "
+                                               "'unetpp' (set the track's kind instead)"),
     ("tracks.0.name", "lgbm", "tracks[1].name: duplicate track name 'lgbm' (also tracks[0])"),
     ("tracks.0.params.block_sise", 33,
      "tracks[0].params.block_sise: unknown key (did you mean block_size?)"),
@@ -128,6 +135,24 @@ def test_every_problem_names_the_file_and_the_key_path(path, value, message):
     text = str(info.value)
     assert text.startswith("x.yaml: ") and message in text, text
     assert "\n" not in text
+
+
+@pytest.mark.parametrize("kind", ["unetpp", "deeplabv3plus"])
+def test_segmentation_net_kinds_take_the_unet_params(kind):
+    from gitract.config import SEGMENTER_KINDS
+    from gitract.models.unet import ARCHITECTURES
+
+    assert SEGMENTER_KINDS == ARCHITECTURES  # one kind per network the track builds
+    params = {"image_size": 128, "max_steps": 400, "max_epochs": None, "batch_size": 4}
+    cfg = config_from_dict({"tracks": [{"name": kind, "kind": kind, "params": params}]})
+    assert cfg.tracks[0].kind == kind and cfg.tracks[0].params == params
+    cfg = config_from_dict({"tracks": [{"name": kind, "kind": kind,
+                                        "params": {**params, "architecture": kind}}]})
+    assert cfg.tracks[0].params["architecture"] == kind
+    with pytest.raises(ValueError, match=r"tracks\[0\]\.params\.image_size: must be "
+                                         r"divisible"):
+        config_from_dict({"tracks": [{"name": kind, "kind": kind,
+                                      "params": {"image_size": 100}}]})
 
 
 def test_cnn_model_params_are_checked_against_the_block_cnn():

@@ -57,8 +57,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=None, help="override the config's seed")
     add_set_argument(parser)
     parser.add_argument("--device", type=device_name, default=None,
-                        help="device of the deep tracks (cnn, unet): auto, cpu, cuda, cuda:N, "
-                             "mps (default: each track's own setting)")
+                        help="device of the deep tracks (cnn, unet, unetpp, deeplabv3plus): "
+                             "auto, cpu, cuda, cuda:N, mps (default: each track's own "
+                             "setting)")
     parser.add_argument("--n-jobs", type=positive_int, default=None,
                         help="workers for the per-scan stages (joblib processes, or the "
                              "workers of a Dask LocalCluster with --backend dask)")
@@ -71,12 +72,14 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 def device_sets(raw_tracks, device: str | None) -> list[str]:
     """``--set`` items that put every deep track of the config on ``device``."""
+    from gitract.config import SEGMENTER_KINDS
+
     if device is None:
         return []
     out = []
     for i, track in enumerate(raw_tracks or []):
         kind = track.get("kind") if isinstance(track, dict) else None
-        if kind == "unet":
+        if kind in SEGMENTER_KINDS:
             out.append(f"tracks.{i}.params.device={device}")
         elif kind == "cnn":
             out.append(f"tracks.{i}.params.model_params.device={device}")

@@ -15,6 +15,10 @@ from gitract.compare._report_statistics import (
     plural,
 )
 
+#: The report's words for each track kind (the written summary ranks these families).
+FAMILIES = {"blocks": "classical block classifiers", "cnn": "CNN block classifiers",
+            "unet": "U-Net", "unetpp": "U-Net++", "deeplabv3plus": "DeepLabV3+"}
+
 #: Columns of the main table: (key, header, lower is better, format).
 _ABBREV = {"large_bowel": "LB", "small_bowel": "SB", "stomach": "St"}
 
@@ -154,8 +158,7 @@ def written_summary(summary: dict) -> str:
     scores = table.set_index("track")["score"].astype(float)
     for name in tracks:
         s = float(scores[name])
-        k = {"blocks": "classical block classifiers", "cnn": "CNN block classifiers",
-             "unet": "U-Net"}.get(kinds[name], kinds[name])
+        k = FAMILIES.get(kinds[name], kinds[name])
         if math.isfinite(s) and (k not in by_kind or s > by_kind[k][1]):
             by_kind[k] = (name, s)
     if len(by_kind) > 1:

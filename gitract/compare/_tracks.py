@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from gitract.config import SEGMENTER_KINDS
 from gitract.data.record import SliceStack
 
 #: Track parameters that set the validation sweep rather than the model.
@@ -103,7 +104,8 @@ def _training_rows(source, *, config, n_train_slices):
 
 
 class UNetTrackAdapter:
-    """The 2.5D U-Net (:mod:`gitract.models.unet`)."""
+    """The 2.5D U-Net, U-Net++ or DeepLabV3+ (:mod:`gitract.models.unet`; the
+    ``architecture`` parameter, set from the track's kind by :func:`make_track`)."""
 
     kind = "unet"
 
@@ -185,14 +187,21 @@ class UNetTrackAdapter:
         return self
 
 
-_ADAPTERS = {"blocks": BlockTrackAdapter, "cnn": BlockTrackAdapter, "unet": UNetTrackAdapter}
+_ADAPTERS = {"blocks": BlockTrackAdapter, "cnn": BlockTrackAdapter,
+             **dict.fromkeys(SEGMENTER_KINDS, UNetTrackAdapter)}
 
 
 def make_track(kind: str, params: Mapping[str, Any], *, random_state: int):
-    """The adapter for a track kind (``blocks``, ``cnn``, ``unet``); its parameters are
-    validated here, before any data is read."""
+    """The adapter for a track kind (``blocks``, ``cnn``, or a segmentation net:
+    ``unet``, ``unetpp``, ``deeplabv3plus``, which set ``architecture``); its parameters
+    are validated here, before any data is read."""
     if kind not in _ADAPTERS:
         raise ValueError(f"track kind must be one of {sorted(_ADAPTERS)}, got {kind!r}")
     if kind == "cnn":
         params = {"classifier": "cnn", "features": "raw", **params}
+    elif kind in SEGMENTER_KINDS:
+        if params.get("architecture", kind) != kind:
+            raise ValueError(f"a track of kind {kind} has architecture {kind!r}, got "
+                             f"{params['architecture']!r}")
+        params = {"architecture": kind, **params}
     return _ADAPTERS[kind](params, random_state=random_state)

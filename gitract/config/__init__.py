@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from gitract.config._experiment import (
+    SEGMENTER_KINDS,
     TRACK_KINDS,
     DataConfig,
     ExperimentConfig,
@@ -28,6 +29,7 @@ from gitract.config._overrides import apply_sets, blame, parse_sets
 from gitract.config._schema import ConfigError, KeyProblem
 
 __all__ = [
+    "SEGMENTER_KINDS",
     "TRACK_KINDS",
     "ConfigError",
     "DataConfig",

@@ -10,7 +10,10 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-TRACK_KINDS = ("blocks", "cnn", "unet")
+#: Track kinds trained by the U-Net track's segmenter, one per network; the kind sets
+#: ``UNetConfig.architecture`` (the same names as ``gitract.models.unet.ARCHITECTURES``).
+SEGMENTER_KINDS = ("unet", "unetpp", "deeplabv3plus")
+TRACK_KINDS = ("blocks", "cnn", *SEGMENTER_KINDS)
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """Checks of a track's parameters and of its classifier's parameters, before any data.
 
 A block track's parameters are :class:`gitract.evaluation.BlockTrackConfig` fields, a
-U-Net track's :class:`gitract.models.unet.UNetConfig` fields (plus the sweep's keys);
+U-Net, U-Net++ or DeepLabV3+ track's :class:`gitract.models.unet.UNetConfig` fields (plus
+the sweep's keys; the kind sets ``architecture``);
 ``model_params`` are checked against the estimator's own ``get_params()`` keys (and, for
 scikit-learn's forest, its parameter constraints), so a misspelt ``n_estimator`` is named
 with the file and key path instead of failing inside the library after the data loaded.
@@ -14,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import fields, is_dataclass
 from typing import Any
 
+from gitract.config._experiment import SEGMENTER_KINDS
 from gitract.config._schema import (
     KeyProblem,
     at_least,
@@ -62,6 +64,7 @@ _BLOCK_RULES = {
 _UNET_RULES = {
     **_TUNING_RULES,
     "device": _device, "up_mode": one_of(("transpose", "bilinear")),
+    "architecture": one_of(SEGMENTER_KINDS),
     "dropout": between(0.0, 1.0, open_high=True), "lr": at_least(0.0),
     "weight_decay": at_least(0.0), "max_epochs": at_least(1), "max_steps": at_least(1),
     "max_minutes": at_least(0.0), "patience": at_least(1), "bce_weight": between(0.0, 1.0),
@@ -72,8 +75,8 @@ _UNET_RULES = {
 def check_track_params(kind: str, params: Any, path: str) -> dict[str, Any]:
     """Check the ``params`` of a track of ``kind``; returns them normalised (numeric
     strings of number fields as numbers; everything else as given)."""
-    if kind == "unet":
-        return _check_unet(params, path)
+    if kind in SEGMENTER_KINDS:
+        return _check_unet(kind, params, path)
     return _check_blocks(kind, params, path)
 
 
@@ -118,12 +121,19 @@ def _check_feature_params(config, path: str) -> None:
         raise problem_of(exc, names, path) from None
 
 
-def _check_unet(params: Any, path: str) -> dict[str, Any]:
+def _check_unet(kind: str, params: Any, path: str) -> dict[str, Any]:
     from gitract.models.unet import UNetConfig
 
     checked = check_dataclass(UNetConfig, params, path, rules=_UNET_RULES,
                               extra=TUNING_HINTS)
-    model = {k: v for k, v in checked.items() if k not in TUNING_HINTS}
+    # The kind names the network (the report lists tracks by kind), so a track's
+    # architecture, where written, must be its kind.
+    if checked.get("architecture", kind) != kind:
+        raise KeyProblem(join(path, "architecture"),
+                         f"a track of kind {kind} has architecture {kind!r}, got "
+                         f"{show(checked['architecture'])} (set the track's kind instead)")
+    model = {"architecture": kind,
+             **{k: v for k, v in checked.items() if k not in TUNING_HINTS}}
     try:
         UNetConfig.from_dict(model)
     except (TypeError, ValueError) as exc:

@@ -11,6 +11,9 @@ _WHERE = {
     "SmallBlockCNN": "gitract.models.nets._block_cnn",
     "to_dense": "gitract.models.nets._block_cnn",
     "UNet": "gitract.models.nets._unet",
+    "UNetPlusPlus": "gitract.models.nets._unetpp",
+    "DeepLabV3Plus": "gitract.models.nets._deeplab",
+    "aspp_rates": "gitract.models.nets._deeplab",
 }
 
 __all__ = sorted(_WHERE)

@@ -28,7 +28,34 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["UNet"]
+__all__ = ["UNet", "check_net_sizes", "pad_input"]
+
+
+def check_net_sizes(*, in_channels: int, n_classes: int, base_channels: int, depth: int,
+                    up_mode: str = "transpose", dropout: float = 0.0) -> None:
+    """Raise ValueError naming the first bad option shared by the segmentation nets."""
+    for name, value in (("in_channels", in_channels), ("n_classes", n_classes),
+                        ("base_channels", base_channels), ("depth", depth)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
+    if up_mode not in ("transpose", "bilinear"):
+        raise ValueError(f"up_mode must be 'transpose' or 'bilinear', got {up_mode!r}")
+    if not 0.0 <= float(dropout) < 1.0:
+        raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+
+
+def pad_input(x: torch.Tensor, in_channels: int,
+              multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
+    """Check x's shape (N, in_channels, H, W) and zero-pad H and W at the end to
+    multiples of ``multiple``; returns the padded tensor and the original (H, W), so a
+    net that takes any size crops its logits back with ``[..., :H, :W]``."""
+    if x.ndim != 4 or x.shape[1] != in_channels:
+        raise ValueError(f"x must have shape (N, {in_channels}, H, W), got {tuple(x.shape)}")
+    rows, cols = int(x.shape[-2]), int(x.shape[-1])
+    pad_r, pad_c = -rows % multiple, -cols % multiple
+    if pad_r or pad_c:
+        x = nn.functional.pad(x, (0, pad_c, 0, pad_r))
+    return x, (rows, cols)
 
 
 class _DoubleConv(nn.Sequential):
@@ -98,14 +125,9 @@ class UNet(nn.Module):
         dropout: float = 0.0,
     ) -> None:
         super().__init__()
-        for name, value in (("in_channels", in_channels), ("n_classes", n_classes),
-                            ("base_channels", base_channels), ("depth", depth)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
-        if up_mode not in ("transpose", "bilinear"):
-            raise ValueError(f"up_mode must be 'transpose' or 'bilinear', got {up_mode!r}")
-        if not 0.0 <= float(dropout) < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+        check_net_sizes(in_channels=in_channels, n_classes=n_classes,
+                        base_channels=base_channels, depth=depth, up_mode=up_mode,
+                        dropout=dropout)
         self.in_channels, self.n_classes, self.depth = in_channels, n_classes, depth
         widths = [base_channels * 2**i for i in range(depth + 1)]
         self.down = nn.ModuleList()

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 from gitract.models._unet_data import neighbour_indices, stack_25d
 from gitract.models.unet._augment import _uniform, augment_batch  # noqa: F401
-from gitract.models.unet._config import GPU_CONFIG, UNetConfig
+from gitract.models.unet._config import ARCHITECTURES, GPU_CONFIG, UNetConfig
 from gitract.models.unet._segmenter import (  # noqa: F401
     _FORMAT,
     _TUNING_KEYS,
@@ -48,6 +48,7 @@ from gitract.models.unet._segmenter import (  # noqa: F401
 from gitract.models.unet._slice_files import SliceFiles  # noqa: F401
 
 __all__ = [
+    "ARCHITECTURES",
     "GPU_CONFIG",
     "UNetConfig",
     "UNetSegmenter",

@@ -8,7 +8,11 @@ from dataclasses import asdict, dataclass, fields
 from gitract.models._unet_data import check_offsets
 from gitract.models.train_torch import TrainConfig
 
-__all__ = ["GPU_CONFIG", "UNetConfig"]
+__all__ = ["ARCHITECTURES", "GPU_CONFIG", "UNetConfig"]
+
+#: Networks the track can train (:mod:`gitract.models.nets`); the comparison's track
+#: kinds of the same names set this field.
+ARCHITECTURES = ("unet", "unetpp", "deeplabv3plus")
 
 
 @dataclass(frozen=True)
@@ -17,6 +21,13 @@ class UNetConfig:
 
     Parameters
     ----------
+    architecture : {"unet", "unetpp", "deeplabv3plus"}
+        The network: :class:`gitract.models.nets.UNet`,
+        :class:`~gitract.models.nets.UNetPlusPlus` (nested dense skips) or
+        :class:`~gitract.models.nets.DeepLabV3Plus` (ASPP, rates scaled to ``image_size``,
+        or to 256 px on the native grid: :func:`gitract.models.nets.aspp_rates`). All
+        three take the same 2.5D input and return logits of the input size, so the data
+        path, recipe and prediction below are shared.
     image_size : int or None
         Side of the square grid every slice is resized to (divisible by ``2**depth``);
         None: the native grid (slices padded to a multiple of ``2**depth``, predictions
@@ -35,7 +46,9 @@ class UNetConfig:
         :class:`gitract.models.nets.UNet` options. Depth 4 by default: on the quick
         phantom run its 1/16 bottleneck (the whole slice as context, which tells the
         stomach from other round organs) raised the validation Dice from 0.57 to 0.64 at
-        the same step budget and about the same time per step.
+        the same step budget and about the same time per step. The same options build
+        the other architectures (DeepLabV3+ always up-samples bilinearly: ``up_mode``
+        does not apply, and ``dropout`` follows its ASPP).
     offsets : tuple of int
         2.5D neighbour offsets by slice number (``len(offsets)`` input channels).
     percentiles : (float, float)
@@ -105,6 +118,7 @@ class UNetConfig:
         tqdm progress bars.
     """
 
+    architecture: str = "unet"
     image_size: int | None = 256
     spacing_mm: float | None = None
     crop_size: int | None = None
@@ -154,6 +168,9 @@ class UNetConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
+        if self.architecture not in ARCHITECTURES:
+            raise ValueError(f"architecture must be one of {', '.join(ARCHITECTURES)}, "
+                             f"got {self.architecture!r}")
         object.__setattr__(self, "offsets", check_offsets(self.offsets))
         object.__setattr__(self, "percentiles", tuple(float(p) for p in self.percentiles))
         for name in ("image_size", "crop_size", "base_channels", "depth", "batch_size",

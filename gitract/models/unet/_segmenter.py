@@ -19,7 +19,9 @@ from torch.utils.data import DataLoader, DistributedSampler
 from gitract.data.record import SliceStack
 from gitract.models._device import select_device
 from gitract.models._unet_data import network_grid, prepare_images, resize_proba_back
+from gitract.models.nets._deeplab import DeepLabV3Plus, aspp_rates
 from gitract.models.nets._unet import UNet
+from gitract.models.nets._unetpp import UNetPlusPlus
 from gitract.models.train_torch import (
     FitHistory,
     _autocast,
@@ -73,7 +75,7 @@ def _check_stacks(stacks: Sequence[SliceStack], name: str, *, labelled: bool) ->
 
 
 class UNetSegmenter:
-    """Estimator-like facade of the 2.5D U-Net track.
+    """Estimator-like facade of the 2.5D U-Net track (and its U-Net++ and DeepLabV3+).
 
     Parameters
     ----------
@@ -83,8 +85,8 @@ class UNetSegmenter:
 
     Attributes
     ----------
-    net_ : UNet
-        The trained net (eval mode, on ``device_``).
+    net_ : UNet, UNetPlusPlus or DeepLabV3Plus
+        The trained net of ``config.architecture`` (eval mode, on ``device_``).
     classes_ : tuple of str
     history_ : FitHistory
     fit_seconds_ : float
@@ -183,12 +185,18 @@ class UNetSegmenter:
 
         return transform
 
-    def _make_net(self, n_classes: int, seed: int, foreground=None) -> UNet:
+    def _make_net(self, n_classes: int, seed: int, foreground=None) -> torch.nn.Module:
         c = self.config
+        args = (len(c.offsets), n_classes, c.base_channels, c.depth)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            net = UNet(len(c.offsets), n_classes, c.base_channels, c.depth,
-                       up_mode=c.up_mode, dropout=c.dropout)
+            if c.architecture == "deeplabv3plus":
+                # The native grid has no fixed side; 256 px is about a Kaggle slice.
+                rates = aspp_rates(c.image_size or 256, c.depth)
+                net = DeepLabV3Plus(*args, atrous_rates=rates, dropout=c.dropout)
+            else:
+                cls = UNetPlusPlus if c.architecture == "unetpp" else UNet
+                net = cls(*args, up_mode=c.up_mode, dropout=c.dropout)
         if foreground is not None:
             p = np.clip(np.asarray(foreground, dtype=np.float64), 1e-3, 0.5)
             with torch.no_grad():
