@@ -1,7 +1,8 @@
 """``gitract unet train|predict``: the 2.5D U-Net track through the comparison engine.
 
 - ``train --data KIND [--path P] [--out RUN_DIR] [--epochs N] [--steps N] [--minutes M]
-  [--device D] [--seed S] [--gpu-config] [--image-size N] ...``: a one-track run with
+  [--device D] [--seed S] [--gpu-config] [--image-size N] [--architecture A] ...``: a
+  one-track run (of kind ``--architecture``: unet, unetpp or deeplabv3plus) with
   training and validation cases and no test cases (``--n-val`` cases, seeded, choose the
   checkpoint and the per-class thresholds); the flags become the track's parameters
   (:class:`gitract.models.unet.UNetConfig` fields). The run folder (default
@@ -70,6 +71,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                     help="auto, cpu, cuda, cuda:N or mps")
     tr.add_argument("--gpu-config", action="store_true",
                     help="start from the larger GPU config (base 32, depth 4, 320 px)")
+    tr.add_argument("--architecture", choices=("unet", "unetpp", "deeplabv3plus"),
+                    default="unet", help="the network (the track's kind; default unet)")
     tr.add_argument("--image-size", type=int, default=None, help="network grid side")
     tr.add_argument("--base-channels", type=int, default=None)
     tr.add_argument("--depth", type=int, default=None)
@@ -108,7 +111,9 @@ def track_params(args: argparse.Namespace) -> dict:
 
 
 def _train(args: argparse.Namespace) -> int:
-    config = track_config(args, name="unet", kind="unet", params=track_params(args),
+    # The track keeps the name "unet" (its folder, `predict --track unet`) whatever the
+    # network; the kind says which one it is.
+    config = track_config(args, name="unet", kind=args.architecture, params=track_params(args),
                           evaluate=False)
     out, summary = run_track(args, config)
     print_training(out, summary, "unet")

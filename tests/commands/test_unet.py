@@ -33,6 +33,18 @@ def test_train_flags_map_onto_the_track_parameters():
     assert UNetConfig.from_dict(gpu) == replace(GPU_CONFIG, image_size=64, max_epochs=2)
 
 
+@pytest.mark.parametrize("architecture", ["unet", "unetpp", "deeplabv3plus"])
+def test_architecture_flag_sets_the_track_kind(architecture, monkeypatch):
+    seen = {}
+    monkeypatch.setattr(unet, "run_track", lambda args, config: seen.update(config=config)
+                        or ("out", {}))
+    monkeypatch.setattr(unet, "print_training", lambda *a: None)
+    assert unet.run(_args(["--architecture", architecture, "--steps", "3"])) == 0
+    assert [(t.name, t.kind) for t in seen["config"].tracks] == [("unet", architecture)]
+    with pytest.raises(SystemExit):
+        _args(["--architecture", "segnet"])
+
+
 def test_cli_train_then_predict(tmp_path):
     from gitract.data.kaggle import read_kaggle_dataset
     from gitract.data.phantom import PhantomConfig, write_phantom

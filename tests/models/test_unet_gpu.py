@@ -1,4 +1,5 @@
-"""The U-Net on CUDA (skipped without a GPU; ``experiments/gpu_check.sh`` runs these)."""
+"""The U-Net (and U-Net++, DeepLabV3+) on CUDA (skipped without a GPU;
+``experiments/gpu_check.sh`` runs these)."""
 
 from __future__ import annotations
 
@@ -30,8 +31,10 @@ def _stack(case, shape=(50, 62), n=6, seed=0):
                       tuple(f"{case}_day0_slice_{i:04d}" for i in range(n)), case, "day0")
 
 
-def test_cuda_amp_channels_last_ema_fit_and_native_predict():
-    seg = UNetSegmenter(CFG).fit([_stack("c1")], [_stack("c2", seed=1)])
+@pytest.mark.parametrize("architecture", ["unet", "unetpp", "deeplabv3plus"])
+def test_cuda_amp_channels_last_ema_fit_and_native_predict(architecture):
+    seg = UNetSegmenter(CFG, architecture=architecture).fit([_stack("c1")],
+                                                            [_stack("c2", seed=1)])
     h = seg.history_
     assert h.device.startswith("cuda") and h.amp and h.ema and h.steps == 20
     stack = _stack("c3", shape=(45, 51), seed=2)
