@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from numpy.typing import NDArray
+from tqdm.auto import tqdm
 
 from gitract.models._device import select_device
 from gitract.models.cnn._dihedral import BRIGHTNESS, CONTRAST, LOG_GAMMA, NOISE_SD
@@ -237,7 +238,9 @@ def train_dense(model, train: DenseSample, val: DenseSample | None, n_classes: i
     history: dict[str, list[float]] = {"step": [], "train_loss": [], "val_loss": []}
     best = (math.inf, None, 0)
     total, count = 0.0, 0
-    for step in range(1, n_steps + 1):
+    steps = tqdm(range(1, n_steps + 1), desc="cnn (dense)", unit="step",
+                 disable=not model.verbose)
+    for step in steps:
         for group in opt.param_groups:
             group["lr"] = lr_at(step / n_steps, lr=float(model.lr),
                                 warmup_fraction=WARMUP_FRACTION)
@@ -262,6 +265,7 @@ def train_dense(model, train: DenseSample, val: DenseSample | None, n_classes: i
             if val_batch is not None:
                 val_loss = _val_loss(net, val_batch, weight, dev, per_step)
                 history["val_loss"].append(val_loss)
+                steps.set_postfix(train=history["train_loss"][-1], val=val_loss)
                 if val_loss < best[0] - 1e-7:
                     best = (val_loss, copy.deepcopy(net.state_dict()), len(history["step"]) - 1)
                 net.train()

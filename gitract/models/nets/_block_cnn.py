@@ -208,9 +208,13 @@ class SmallBlockCNN(nn.Module):
                 dilation *= mod.stride if isinstance(mod.stride, int) else mod.stride[0]
             else:  # batch norm (per channel, any map size) and ReLU work as they are
                 x = mod(x)
-        x = _head_pool(self, dilation)(x)
-        # The head's Linear/ReLU/Dropout act on the last axis: channel-last, every pixel.
-        return self.head(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+        x = _head_pool(self, dilation, trainable=True)(x)
+        for mod in self.head:  # dense layers as 1x1 convolutions; ReLU, dropout per element
+            if isinstance(mod, nn.Linear):
+                x = nn.functional.conv2d(x, mod.weight[:, :, None, None], mod.bias)
+            else:
+                x = mod(x)
+        return x
 
     def to_dense(self) -> DenseBlockCNN:
         """The fully convolutional twin of this net (see :func:`to_dense`)."""
@@ -277,11 +281,14 @@ class _MeanAndCentre(nn.Module):
     """Dense form of the head's input with ``centre_features``: the dilated global mean
     and the dilated centre mean, cut to the same positions, as channels."""
 
-    def __init__(self, final_size: int, dilation: int) -> None:
+    def __init__(self, final_size: int, dilation: int, *, trainable: bool = False) -> None:
         super().__init__()
-        self.mean = _DilatedPool(final_size, dilation, "mean")
         size, self.offset = _centre_window(final_size)
-        self.centre = _DilatedPool(size, dilation, "mean")
+        if trainable:
+            self.mean, self.centre = _DilatedMean(final_size, dilation), _DilatedMean(size, dilation)
+        else:
+            self.mean = _DilatedPool(final_size, dilation, "mean")
+            self.centre = _DilatedPool(size, dilation, "mean")
         self.dilation = dilation
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -291,10 +298,29 @@ class _MeanAndCentre(nn.Module):
         return torch.cat([mean, centre], dim=1)
 
 
-def _head_pool(net: SmallBlockCNN, dilation: int) -> nn.Module:
-    """The dense form of the pooling that feeds the head."""
+class _DilatedMean(nn.Module):
+    """Stride-1 mean over a dilated ``size`` x ``size`` window as two separable depthwise
+    convolutions: its backward pass is two convolutions, where the doubling of
+    :class:`_DilatedPool` would allocate and fill a full-size gradient per shifted view."""
+
+    def __init__(self, size: int, dilation: int) -> None:
+        super().__init__()
+        self.size, self.dilation = size, dilation
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        c = x.shape[1]
+        w = torch.full((c, 1, self.size, 1), 1.0 / self.size, dtype=x.dtype, device=x.device)
+        x = nn.functional.conv2d(x, w, dilation=(self.dilation, 1), groups=c)
+        return nn.functional.conv2d(x, w.transpose(2, 3), dilation=(1, self.dilation), groups=c)
+
+
+def _head_pool(net: SmallBlockCNN, dilation: int, *, trainable: bool = False) -> nn.Module:
+    """The dense form of the pooling that feeds the head (``trainable``: the form whose
+    backward pass is cheap, for dense training)."""
     if net.centre_features:
-        return _MeanAndCentre(net.final_size, dilation)
+        return _MeanAndCentre(net.final_size, dilation, trainable=trainable)
+    if trainable:
+        return _DilatedMean(net.final_size, dilation)
     return _DilatedPool(net.final_size, dilation, "mean")
 
 
