@@ -230,3 +230,15 @@ def test_fit_dense_rejects_bad_slices():
         _dense_model().fit_dense(images, [lab[:5] for lab in labels])
     with pytest.raises(ValueError, match="single class"):
         _dense_model().fit_dense(images, [np.zeros_like(lab) for lab in labels])
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_amp_dense_training_predicts_like_blocks():
+    images, labels = _slices()
+    model = _dense_model(device="cuda", amp=True, max_steps=20).fit_dense(images, labels)
+    assert model.device_.type == "cuda" and np.isfinite(model.history_["train_loss"]).all()
+    proba = model.predict_proba_dense(images[0])
+    rows, cols = np.array([0, 20, 39]), np.array([0, 22, 43])
+    blocks = extract_blocks(images[0], rows, cols, block_size=15)
+    np.testing.assert_allclose(model.predict_proba(blocks), proba[rows, cols], atol=1e-4)
