@@ -368,7 +368,9 @@ class BlockCNNClassifier(_PersistenceMixin, ClassifierMixin, BaseEstimator):
         images : sequence of ndarray of shape (H, W)
             Normalised slices (cast to float32); sizes may differ.
         labels : sequence of ndarray of shape (H, W), int
-            The class (``y`` in :meth:`fit`) of the block centred at each pixel.
+            The class (``y`` in :meth:`fit`) of the block centred at each pixel; the
+            smallest label is the background (0 in the dominant-class scheme): crops are
+            centred on the others, ``background_fraction`` thins it.
 
         Returns
         -------
