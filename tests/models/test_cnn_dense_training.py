@@ -242,3 +242,13 @@ def test_cuda_amp_dense_training_predicts_like_blocks():
     rows, cols = np.array([0, 20, 39]), np.array([0, 22, 43])
     blocks = extract_blocks(images[0], rows, cols, block_size=15)
     np.testing.assert_allclose(model.predict_proba(blocks), proba[rows, cols], atol=1e-4)
+
+
+def test_block_intensity_augmentation_is_seeded_and_mild():
+    from gitract.models.cnn._dihedral import _augment_intensity
+
+    x = torch.rand(16, 1, 9, 9)
+    a = _augment_intensity(x, torch.Generator().manual_seed(0))
+    b = _augment_intensity(x, torch.Generator().manual_seed(0))
+    assert torch.equal(a, b) and a.shape == x.shape and not torch.equal(a, x)
+    assert float((a - x).abs().mean()) < 0.2  # gamma, contrast and noise stay small
