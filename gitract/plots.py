@@ -213,5 +213,7 @@ def plot_learning_curves(curves: pd.DataFrame):
         for ax in axes[r]:
             ax.set_xlabel("optimiser step" if use_step else "epoch", fontsize=8)
             ax.grid(alpha=0.3)
-        axes[r, 1].legend(fontsize=7)
+        # A track without a validation curve (the CNN with validation_fraction=0) has an
+        # empty right panel: the legend goes with the training loss then.
+        axes[r, 1 if val_col is not None else 0].legend(fontsize=7)
     return fig

@@ -195,3 +195,54 @@ def test_parallel_config_is_validated_before_any_data():
     with pytest.raises(ValueError, match=r"parallel\.workers: unknown key"):
         config_from_dict({"parallel": {"workers": 2}})
     assert config_from_dict({"parallel": {"n_jobs": 3}}).parallel.n_jobs == 3
+
+
+def _dense_config(**kw) -> BlockTrackConfig:
+    params = {"channels": [4, 8], "hidden": 8, "max_steps": 60, "crop_size": 16,
+              "crops_per_step": 2, "lr": 1e-2, "device": "cpu", "num_threads": 1}
+    return _config(classifier="cnn", features="raw", feature_params={}, training="dense",
+                   block_size=15, model_params=params, **kw)
+
+
+def test_dense_cnn_track_trains_on_whole_slices_and_predicts(stacks, tmp_path):
+    pytest.importorskip("torch")
+    from gitract.evaluation import training_rows
+
+    config = _dense_config()
+    images, labels, _ = training_rows(stacks[0], config)
+    assert images.shape == (2, SIZE, SIZE) and images.dtype == np.float32
+    assert labels.shape == (2, SIZE, SIZE) and set(np.unique(labels)) == {0, 1, 3}
+    track = train_block_track(stacks[:3], config)
+    assert track.model.n_steps_ == 60 and set(track.class_counts) == {0, 1, 3}
+    assert track.n_train_blocks == 3 * 2 * SIZE * SIZE  # every centre of every slice
+    proba = track.predict_proba(stacks[4:])["case4_day1"]
+    result = score_stacks(stacks[4:], {"case4_day1": proba > 0.5})
+    assert result.per_class["large_bowel"]["dice"] > 0.5
+    loaded = load_block_track(save_block_track(track, tmp_path / "model"))
+    np.testing.assert_array_equal(loaded.predict_proba(stacks[4:])["case4_day1"], proba)
+    # the engine's record of the training: a step budget and a curve by step
+    from gitract.compare._tracks import make_track
+
+    adapter = make_track("cnn", {}, random_state=0)
+    adapter.track_ = loaded
+    record = adapter.training
+    assert record["budget"] == {"max_steps": 60} and record["steps"] == 60
+    assert record["stopped"] == "max_steps" and len(record["curve"]) == 10
+    assert [row["step"] for row in record["curve"]][-1] == 60
+    with pytest.raises(ValueError, match="training"):
+        _config(training="dense")  # the random forest has no dense training
+
+
+def test_max_train_slices_keeps_a_seeded_share_of_each_stack(stacks):
+    from gitract.evaluation import training_rows
+
+    big = [_case(f"big{i}", 10 + i, n_slices=6) for i in range(2)]
+    config = _dense_config(max_train_slices=4)
+    kept = [training_rows(s, config, n_train_slices=12)[0] for s in big]
+    assert [len(k) for k in kept] == [2, 2]  # ceil(4 * 6 / 12) per stack
+    again = training_rows(big[0], config, n_train_slices=12)[0]
+    np.testing.assert_array_equal(kept[0], again)
+    X, y, _ = training_rows(big[0], _config(max_train_slices=4), n_train_slices=12)
+    assert 0 < len(y) < len(training_rows(big[0], _config())[1])  # blocks of 2 slices of 6
+    with pytest.raises(ValueError, match="max_train_slices"):
+        _config(max_train_slices=0)

@@ -60,3 +60,12 @@ def test_learning_curves_one_row_per_track(pyplot):
     assert axes[0].get_xlabel() == "optimiser step" and axes[2].get_xlabel() == "epoch"
     assert len(axes[0].lines) == 2 and len(axes[3].lines) == 1
     assert axes[3].get_ylabel() == "val loss"
+
+
+def test_learning_curves_of_a_track_without_validation(pyplot):
+    curves = pd.DataFrame({"model": ["cnn-33"] * 2, "fold": [0, 0], "epoch": [1, 2],
+                           "step": [5, 10], "train_loss": [1.0, 0.7],
+                           "val_loss": [None, None]})
+    axes = plots.plot_learning_curves(curves).axes
+    assert len(axes[0].lines) == 1 and not axes[1].lines
+    assert axes[1].get_ylabel() == "no validation"

@@ -29,6 +29,11 @@ def _add_track(p: argparse.ArgumentParser) -> None:
     p.add_argument("--background-cap", type=int, default=400, help="background blocks per slice")
     p.add_argument("--interpolation", choices=("nearest", "linear", "cubic"), default="linear")
     p.add_argument("--epochs", type=int, default=20, help="max epochs (early stopping)")
+    p.add_argument("--dense", action="store_true",
+                   help="dense training: every block centred in random crops of the training "
+                        "slices (--steps, --param crop_size=96 ...) instead of sampled blocks")
+    p.add_argument("--steps", type=int, default=None,
+                   help="optimiser steps of dense training (default: --epochs passes)")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--channels", default="16,32,64", help="conv channels, comma-separated")
@@ -43,6 +48,7 @@ def _add_track(p: argparse.ArgumentParser) -> None:
 EVALUATE_EXAMPLES = """examples:
   gitract cnn evaluate --data kaggle --path /data/uwmgi --block-size 33 --epochs 10 --device cuda
   gitract cnn evaluate --data phantom --folds 3 --set tracks.cnn-33.params.step=8
+  gitract cnn evaluate --data phantom --dense --steps 300 --param centre_features=true
 
 --set KEY=VALUE overrides a key of the run's config (the track is tracks.cnn-<block size>);
 the run folder resumes when the same command is run again.
@@ -84,6 +90,8 @@ def model_params(args: argparse.Namespace) -> dict:
     params = {"channels": channels, "max_epochs": args.epochs, "batch_size": args.batch_size,
               "lr": args.lr, "device": args.device, "num_threads": args.threads,
               "verbose": args.verbose}
+    if getattr(args, "steps", None) is not None:
+        params["max_steps"] = args.steps
     params.update(parse_params(args.param))
     return params
 
@@ -95,6 +103,8 @@ def run(args: argparse.Namespace) -> int:
     params = {"block_size": args.block_size, "step": args.step,
               "n_per_class": args.n_per_class, "background_cap": args.background_cap,
               "interpolation": args.interpolation, "model_params": model_params(args)}
+    if args.dense:
+        params["training"] = "dense"
     config = track_config(args, name=name, kind="cnn", params=params, evaluate=evaluate)
     out, summary = run_track(args, config)
     (print_evaluation if evaluate else print_training)(out, summary, name)

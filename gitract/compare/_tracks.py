@@ -65,19 +65,29 @@ class BlockTrackAdapter:
 
     @property
     def training(self) -> dict | None:
-        """Budget and curve of a net trained by epochs (the CNN); None for RF / LightGBM."""
+        """Budget and curve of a net (the CNN; by epochs, or by steps when trained
+        densely); None for RF / LightGBM."""
         model = self.track_.model
         history = getattr(model, "history_", None)
         if not isinstance(history, dict) or not history.get("train_loss"):
             return None
+        val = history.get("val_loss", [])
         n_epochs = int(getattr(model, "n_epochs_", len(history["train_loss"])))
+        best = int(getattr(model, "best_epoch_", 0)) + 1
+        if history.get("step"):  # dense training: a step budget, curve points by step
+            return {"budget": {"max_steps": int(history["step"][-1])}, "epochs": n_epochs,
+                    "steps": int(getattr(model, "n_steps_", history["step"][-1])),
+                    "stopped": "max_steps", "best_epoch": best,
+                    "curve": [{"epoch": i + 1, "step": int(history["step"][i]),
+                               "train_loss": float(t),
+                               "val_loss": float(val[i]) if i < len(val) else None}
+                              for i, t in enumerate(history["train_loss"])]}
         max_epochs = getattr(model, "max_epochs", None)
         stopped = "max_epochs" if max_epochs is not None and n_epochs >= max_epochs else "patience"
         return {"budget": {"max_epochs": max_epochs}, "epochs": n_epochs, "steps": None,
-                "stopped": stopped, "best_epoch": int(getattr(model, "best_epoch_", 0)) + 1,
+                "stopped": stopped, "best_epoch": best,
                 "curve": [{"epoch": i + 1, "train_loss": float(t),
-                           "val_loss": (float(history["val_loss"][i])
-                                        if i < len(history.get("val_loss", [])) else None)}
+                           "val_loss": float(val[i]) if i < len(val) else None}
                           for i, t in enumerate(history["train_loss"])]}
 
     def save(self, directory: Path) -> None:

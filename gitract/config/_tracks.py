@@ -58,7 +58,8 @@ _BLOCK_RULES = {
     "interpolation": one_of(("nearest", "linear", "cubic")),
     "block_size": _odd, "step": at_least(1), "n_per_class": at_least(0),
     "background_cap": at_least(0), "border_fraction": between(0.0, 1.0),
-    "max_train_blocks": at_least(1),
+    "max_train_blocks": at_least(1), "max_train_slices": at_least(1),
+    "training": one_of(("blocks", "dense")),
 }
 
 _UNET_RULES = {

@@ -31,6 +31,15 @@ class BlockTrackConfig:
     background_cap : int
         Background blocks per slice; ``border_fraction`` of them from the ring around
         the organs, the rest inside the body (``body_background``) or anywhere.
+    training : {"blocks", "dense"}
+        How the CNN trains (``classifier="cnn"`` only): on the sampled blocks, or densely
+        on every block centred in crops of whole training slices
+        (:meth:`BlockCNNClassifier.fit_dense`; the sampling keys ``n_per_class``,
+        ``background_cap``, ``border_fraction`` and ``max_train_blocks`` then do not apply).
+    max_train_slices : int or None
+        Cap of the training slices: with ``n`` training slices a stack of ``s`` slices
+        keeps a seeded ``ceil(max_train_slices * s / n)`` of them (dense training holds
+        whole slices; None: all).
     max_train_blocks : int or None
         Cap of the whole training sample: with ``n`` training slices each keeps at most
         ``ceil(max_train_blocks / n)`` of its sampled blocks (a seeded subsample), so the
@@ -56,6 +65,8 @@ class BlockTrackConfig:
     border_fraction: float = 0.5
     body_background: bool = True
     max_train_blocks: int | None = None
+    training: str = "blocks"
+    max_train_slices: int | None = None
     interpolation: str = "linear"
     threshold_grid: tuple[float, ...] = tuple(float(t) for t in DEFAULT_GRID)
     min_sizes: tuple[int, ...] = (0, 64, 256)
@@ -77,6 +88,15 @@ class BlockTrackConfig:
                 or self.max_train_blocks < 1):
             raise ValueError(f"max_train_blocks must be a positive int or None, "
                              f"got {self.max_train_blocks!r}")
+        if self.max_train_slices is not None and (
+                isinstance(self.max_train_slices, bool) or not isinstance(self.max_train_slices, int)
+                or self.max_train_slices < 1):
+            raise ValueError(f"max_train_slices must be a positive int or None, "
+                             f"got {self.max_train_slices!r}")
+        if self.training not in ("blocks", "dense"):
+            raise ValueError(f"training must be 'blocks' or 'dense', got {self.training!r}")
+        if self.training == "dense" and self.classifier != "cnn":
+            raise ValueError(f"training='dense' needs classifier 'cnn', got {self.classifier!r}")
         if self.features not in ("filters", "raw"):
             raise ValueError(f"features must be 'filters' or 'raw', got {self.features!r}")
         if self.classifier == "cnn" and self.features != "raw":

@@ -13,7 +13,12 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from gitract.blocks import block_grid, dominant_labels, sample_block_centres
+from gitract.blocks import (
+    block_grid,
+    dominant_label_map,
+    dominant_labels,
+    sample_block_centres,
+)
 from gitract.data.record import SliceStack
 from gitract.evaluation._config import BlockTrackConfig
 from gitract.postprocessing import ThresholdTuning
@@ -204,6 +209,18 @@ def per_slice_limit(config: BlockTrackConfig, n_train_slices: int) -> int | None
     return max(1, -(-int(config.max_train_blocks) // max(int(n_train_slices), 1)))
 
 
+def kept_slices(stack: SliceStack, config: BlockTrackConfig, n_train_slices: int) -> NDArray:
+    """Indices of the slices of ``stack`` that train (all, or a seeded share under
+    ``config.max_train_slices``)."""
+    if config.max_train_slices is None:
+        return np.arange(stack.n_slices)
+    keep = -(-int(config.max_train_slices) * stack.n_slices // max(int(n_train_slices), 1))
+    if keep >= stack.n_slices:
+        return np.arange(stack.n_slices)
+    gen = np.random.default_rng(_slice_seed(config.random_state + 2, stack.key))
+    return np.sort(gen.choice(stack.n_slices, size=keep, replace=False))
+
+
 def training_rows(
     stack: SliceStack,
     config: BlockTrackConfig,
@@ -219,14 +236,25 @@ def training_rows(
     ``config.max_train_blocks`` a slice keeps a seeded subsample of its blocks
     (``n_train_slices``, all training slices of the track, sets the share). A stage
     that reads the training scans one at a time keeps only these rows.
+
+    With ``config.training == "dense"`` the rows are whole slices: ``X`` (S', H, W)
+    float32 normalised slices and ``y`` (S', H, W) int8 dominant-class maps. Under
+    ``config.max_train_slices`` only a seeded share of the slices is kept (either way).
     """
     if stack.masks is None:
         raise ValueError(f"training stack {stack.key!r} has no masks")
+    slices = kept_slices(stack, config, n_train_slices or stack.n_slices)
+    t0 = time.perf_counter()
+    volume = normalize_stack(stack)
+    if config.training == "dense":
+        images = volume[slices]
+        labels = np.stack([dominant_label_map(stack.masks[s], classes=stack.classes)
+                           for s in slices]).astype(np.int8)
+        return images, labels, time.perf_counter() - t0
     featurizer = config.make_featurizer() if featurizer is None else featurizer
     limit = per_slice_limit(config, n_train_slices or stack.n_slices)
-    volume = normalize_stack(stack)
     Xs, ys, seconds = [], [], 0.0
-    for s in range(stack.n_slices):
+    for s in slices:
         X, y, sec = _slice_features(stack, s, volume[s], featurizer, config, cache, "train")
         if limit is not None and len(y) > limit:
             gen = np.random.default_rng(_slice_seed(config.random_state + 1, stack.ids[s]))
@@ -252,18 +280,28 @@ def fit_block_track(
     twice (the parts and their concatenation), at the peak of a fit.
     """
     featurize_seconds = float(sum(p[2] for p in parts))
-    X, y = _stack_rows(parts)
-    labels, counts = np.unique(y, return_counts=True)
+    model = config.make_model()
+    if config.training == "dense":
+        # Whole slices (their shapes may differ between stacks): a list, not one array.
+        X = [image for p in parts for image in p[0]]
+        y = [labels for p in parts for labels in p[1]]
+        counts_by = np.bincount(np.concatenate([lab.ravel() for lab in y]).astype(np.int64))
+        labels = np.flatnonzero(counts_by)
+        counts = counts_by[labels]
+        fit = model.fit_dense
+    else:
+        X, y = _stack_rows(parts)
+        labels, counts = np.unique(y, return_counts=True)
+        fit = model.fit
     if len(labels) < 2:
         raise ValueError(f"training blocks hold a single label {labels.tolist()}; need organs and background")
-    model = config.make_model()
     t0 = time.perf_counter()
-    model.fit(X, y)
+    fit(X, y)
     fit_seconds = time.perf_counter() - t0
     return BlockTrack(
         model=model, featurizer=config.make_featurizer() if featurizer is None else featurizer,
         config=config, classes=tuple(classes), fit_seconds=fit_seconds,
-        featurize_seconds=featurize_seconds, n_train_blocks=int(len(y)),
+        featurize_seconds=featurize_seconds, n_train_blocks=int(counts.sum()),
         class_counts={int(k): int(v) for k, v in zip(labels, counts, strict=True)},
         train_keys=tuple(train_keys),
     )

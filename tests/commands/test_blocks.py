@@ -109,6 +109,21 @@ def test_cnn_evaluate_runs_a_cnn_track(phantom_dir, tmp_path, capsys):
     assert track["folds"][0]["test_cases"]  # a held-out split by default
 
 
+def test_cnn_evaluate_dense_trains_by_steps_through_the_engine(phantom_dir, tmp_path):
+    run = tmp_path / "cnn-dense"
+    assert main(["cnn", "evaluate", "--data", "kaggle", "--path", str(phantom_dir),
+                 "--block-size", "9", "--step", "8", "--dense", "--steps", "3",
+                 "--param", "crop_size=16", "--param", "crops_per_step=2",
+                 "--param", "validation_fraction=0.5", "--channels", "4,8", "--threads", "1", "--device", "cpu", "--every", "2",
+                 "--no-progress", "--out", str(run)]) == 0
+    track = _summary(run)["tracks"]["cnn-9"]
+    assert track["params"]["training"] == "dense"
+    record = track["folds"][0]["training"]
+    assert record["steps"] == 3 and record["budget"] == {"max_steps": 3}
+    curve = pd.read_csv(run / "training.csv")
+    assert curve["step"].tolist() == [1, 2, 3] and curve["val_loss"].notna().all()
+
+
 @pytest.mark.parametrize("argv, where", [
     (["--block-size", "8"], "block_size"),
     (["--every", "0"], "slice_step"),

@@ -23,10 +23,12 @@ def _one_torch_thread():
     torch.set_num_threads(before)
 
 
-def _random_net(block_size: int, seed: int, channels=(4, 8, 8)) -> SmallBlockCNN:
+def _random_net(block_size: int, seed: int, channels=(4, 8, 8), *,
+                centre_features: bool = False) -> SmallBlockCNN:
     """Random weights *and* random batch-norm statistics (so folding them is tested)."""
     gen = torch.Generator().manual_seed(seed)
-    net = SmallBlockCNN(block_size, 4, channels, hidden=8, dropout=0.5)
+    net = SmallBlockCNN(block_size, 4, channels, hidden=8, dropout=0.5,
+                        centre_features=centre_features)
     with torch.no_grad():
         for p in net.parameters():
             p.copy_(torch.randn(p.shape, generator=gen) * 0.5)
@@ -76,12 +78,20 @@ def test_plan_rejects_too_small_block():
         plan_block_cnn(5, 3)
 
 
-@pytest.mark.parametrize("block_size", [33, 63])
+@pytest.mark.parametrize(("block_size", "channels"), [(33, (4, 8, 8)), (63, (4, 8, 8)),
+                                                     (17, (4, 8))])  # final map 4, 12, 5
 @pytest.mark.parametrize("shape", [(41, 57), (12, 20)])
-def test_dense_net_equals_blockwise_random_weights(block_size, shape):
+@pytest.mark.parametrize("centre_features", [False, True])
+def test_dense_net_equals_blockwise_random_weights(block_size, channels, shape, centre_features):
     gen = np.random.default_rng(block_size + shape[0])
-    net = _random_net(block_size, seed=block_size)
+    net = _random_net(block_size, seed=block_size, channels=channels,
+                      centre_features=centre_features)
     dense = to_dense(net)
+    # the trainable dense pass (dense training) is the same function as the folded twin
+    padded = torch.from_numpy(np.pad(gen.random(shape, dtype=np.float32), block_size // 2,
+                                     mode="reflect"))[None, None]
+    with torch.inference_mode():
+        np.testing.assert_allclose(net.forward_dense(padded), dense(padded), atol=TOL, rtol=0)
     image = gen.random(shape, dtype=np.float32)
     pad = block_size // 2
     padded = torch.from_numpy(np.pad(image, pad, mode="reflect"))[None, None]

@@ -7,15 +7,17 @@ pixel of a slice from one fully convolutional pass (see
 :func:`gitract.models.nets._block_cnn.to_dense`), equal to block-wise ``predict_proba`` on
 reflect-padded blocks. ``gitract.probmaps.predict_proba_map`` uses it when present.
 
-Submodules: ``_classifier`` (the estimator), ``_persistence`` (save, load, pickling) and
-``_dihedral`` (training augmentation). Private helpers are re-exported here for code that
-imports them from this module.
+Submodules: ``_classifier`` (the estimator), ``_dense`` (dense training on whole slices),
+``_persistence`` (save, load, pickling), ``_dihedral`` (training augmentation) and
+``_threads`` (torch threads). Private helpers are re-exported here for code that imports
+them from this module.
 """
 
 from __future__ import annotations
 
-from gitract.models.cnn._classifier import BlockCNNClassifier, _torch_threads  # noqa: F401
+from gitract.models.cnn._classifier import BlockCNNClassifier
 from gitract.models.cnn._dihedral import _augment  # noqa: F401
 from gitract.models.cnn._persistence import _FORMAT  # noqa: F401
+from gitract.models.cnn._threads import _torch_threads  # noqa: F401
 
 __all__ = ["BlockCNNClassifier"]

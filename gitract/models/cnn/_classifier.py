@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -17,26 +16,14 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from tqdm.auto import tqdm
 
 from gitract.models._device import select_device
-from gitract.models.cnn._dihedral import _augment
+from gitract.models.cnn._dense import fit_dense
+from gitract.models.cnn._dihedral import _augment, _augment_intensity
 from gitract.models.cnn._persistence import _PersistenceMixin
+from gitract.models.cnn._threads import _torch_threads
 from gitract.models.nets._block_cnn import SmallBlockCNN, to_dense
 from gitract.utils._random import check_random_state
 
 __all__ = ["BlockCNNClassifier"]
-
-
-@contextlib.contextmanager
-def _torch_threads(n: int | None) -> Iterator[None]:
-    """Use ``n`` intra-op threads inside the block (``None``: leave torch's setting)."""
-    if n is None:
-        yield
-        return
-    old = torch.get_num_threads()
-    torch.set_num_threads(int(n))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
 
 
 class _Rows(NamedTuple):
@@ -59,6 +46,9 @@ class BlockCNNClassifier(_PersistenceMixin, ClassifierMixin, BaseEstimator):
         Width of the hidden dense layer.
     dropout : float, default=0.3
         Dropout before the last dense layer.
+    centre_features : bool, default=False
+        Also feed the head the centre of the last feature map (where in the block a
+        pattern lies, which the global average alone blurs; see :class:`SmallBlockCNN`).
     max_epochs : int, default=20
         Upper bound on training epochs.
     batch_size : int, default=256
@@ -81,7 +71,23 @@ class BlockCNNClassifier(_PersistenceMixin, ClassifierMixin, BaseEstimator):
     amp : bool, default=True
         Mixed precision training, used only on CUDA.
     augment : bool, default=True
-        Random flips / 90-degree turns of training blocks.
+        Random flips / 90-degree turns of training blocks (of crops and their labels in
+        dense training).
+    intensity_augment : bool, default=False
+        Random gamma, contrast, brightness and noise on training blocks or crops.
+    max_steps : int or None, default=None
+        Dense training (:meth:`fit_dense`): optimiser steps; None: ``max_epochs`` times
+        the steps that draw one crop per training slice.
+    crop_size : int, default=96
+        Dense training: side of the square crops of block centres (each step trains on
+        ``crop_size**2`` blocks per crop).
+    crops_per_step : int, default=4
+        Dense training: crops per optimiser step.
+    foreground_fraction : float, default=0.5
+        Dense training: share of crops centred on an organ pixel (the rest anywhere).
+    background_fraction : float, default=1.0
+        Dense training: share of background centres that count in each step's loss (a
+        fresh random subset per step).
     num_threads : int or None, default=None
         torch intra-op threads during fit/predict (``None``: torch's setting).
     random_state : int, numpy Generator or None, default=None
@@ -116,6 +122,7 @@ class BlockCNNClassifier(_PersistenceMixin, ClassifierMixin, BaseEstimator):
         channels: Sequence[int] = (16, 32, 64),
         hidden: int = 64,
         dropout: float = 0.3,
+        centre_features: bool = False,
         max_epochs: int = 20,
         batch_size: int = 256,
         lr: float = 1e-3,
@@ -126,6 +133,12 @@ class BlockCNNClassifier(_PersistenceMixin, ClassifierMixin, BaseEstimator):
         device: str = "auto",
         amp: bool = True,
         augment: bool = True,
+        intensity_augment: bool = False,
+        max_steps: int | None = None,
+        crop_size: int = 96,
+        crops_per_step: int = 4,
+        foreground_fraction: float = 0.5,
+        background_fraction: float = 1.0,
         num_threads: int | None = None,
         random_state: int | np.random.Generator | None = None,
         verbose: bool = False,
@@ -134,6 +147,7 @@ class BlockCNNClassifier(_PersistenceMixin, ClassifierMixin, BaseEstimator):
         self.channels = channels
         self.hidden = hidden
         self.dropout = dropout
+        self.centre_features = centre_features
         self.max_epochs = max_epochs
         self.batch_size = batch_size
         self.lr = lr
@@ -144,6 +158,12 @@ class BlockCNNClassifier(_PersistenceMixin, ClassifierMixin, BaseEstimator):
         self.device = device
         self.amp = amp
         self.augment = augment
+        self.intensity_augment = intensity_augment
+        self.max_steps = max_steps
+        self.crop_size = crop_size
+        self.crops_per_step = crops_per_step
+        self.foreground_fraction = foreground_fraction
+        self.background_fraction = background_fraction
         self.num_threads = num_threads
         self.random_state = random_state
         self.verbose = verbose
@@ -153,13 +173,24 @@ class BlockCNNClassifier(_PersistenceMixin, ClassifierMixin, BaseEstimator):
         bs = self.block_size
         if isinstance(bs, bool) or not isinstance(bs, (int, np.integer)) or bs < 3 or bs % 2 == 0:
             raise ValueError(f"block_size must be an odd int >= 3, got {bs!r}")
-        for name in ("max_epochs", "batch_size", "hidden"):
+        for name in ("max_epochs", "batch_size", "hidden", "crop_size", "crops_per_step"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
         if not 0.0 <= float(self.validation_fraction) < 1.0:
             raise ValueError(
                 f"validation_fraction must be in [0, 1), got {self.validation_fraction!r}"
+            )
+        ms = self.max_steps
+        if ms is not None and (isinstance(ms, bool) or not isinstance(ms, (int, np.integer)) or ms < 1):
+            raise ValueError(f"max_steps must be a positive int or None, got {ms!r}")
+        if not 0.0 <= float(self.foreground_fraction) <= 1.0:
+            raise ValueError(
+                f"foreground_fraction must be in [0, 1], got {self.foreground_fraction!r}"
+            )
+        if not 0.0 < float(self.background_fraction) <= 1.0:
+            raise ValueError(
+                f"background_fraction must be in (0, 1], got {self.background_fraction!r}"
             )
         if not 0.0 <= float(self.dropout) < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
@@ -199,6 +230,7 @@ class BlockCNNClassifier(_PersistenceMixin, ClassifierMixin, BaseEstimator):
             tuple(self.channels),
             hidden=int(self.hidden),
             dropout=float(self.dropout),
+            centre_features=bool(self.centre_features),
         )
 
     def fit(self, X, y, X_val=None, y_val=None) -> BlockCNNClassifier:
@@ -273,6 +305,7 @@ class BlockCNNClassifier(_PersistenceMixin, ClassifierMixin, BaseEstimator):
         yt = torch.from_numpy(y_tr.astype(np.int64))
         history: dict[str, list[float]] = {"train_loss": [], "val_loss": []}
         best_loss, best_state, best_epoch, bad = math.inf, None, 0, 0
+        n_steps = 0
         epochs = tqdm(range(int(self.max_epochs)), desc="cnn", unit="epoch", disable=not self.verbose)
         for epoch in epochs:
             net.train()
@@ -285,6 +318,8 @@ class BlockCNNClassifier(_PersistenceMixin, ClassifierMixin, BaseEstimator):
                 xb = Xt[idx if rows_t is None else rows_t[idx]]
                 if self.augment:
                     xb = _augment(xb, gen)
+                if self.intensity_augment:
+                    xb = _augment_intensity(xb, gen)
                 xb, yb = xb.to(dev, non_blocking=True), yt[idx].to(dev, non_blocking=True)
                 opt.zero_grad(set_to_none=True)
                 with torch.autocast("cuda", dtype=torch.float16, enabled=use_amp):
@@ -294,6 +329,7 @@ class BlockCNNClassifier(_PersistenceMixin, ClassifierMixin, BaseEstimator):
                 scaler.update()
                 total += float(loss.detach()) * len(idx)
                 count += len(idx)
+                n_steps += 1
             history["train_loss"].append(total / max(count, 1))
             if X_va is not None:
                 val = self._eval_loss(net, X_va, y_va, loss_fn)
@@ -314,6 +350,35 @@ class BlockCNNClassifier(_PersistenceMixin, ClassifierMixin, BaseEstimator):
         self.history_ = history
         self.best_epoch_ = best_epoch
         self.n_epochs_ = len(history["train_loss"])
+        self.n_steps_ = n_steps
+
+    def fit_dense(self, images, labels) -> BlockCNNClassifier:
+        """Train on every block centred in whole slices (dense training).
+
+        Each optimiser step cuts ``crops_per_step`` random square crops of
+        ``crop_size`` centres from the slices (padded by reflection like the blocks),
+        augments them with their labels and minimises the class-weighted cross-entropy
+        over all their centres in one fully convolutional pass of the same net that
+        :meth:`fit` trains (see :mod:`gitract.models.cnn._dense`). ``validation_fraction``
+        of the slices (seeded) is held out: a fixed set of crops whose loss is recorded
+        ``N_EVALUATIONS`` times, the best point's weights are kept.
+
+        Parameters
+        ----------
+        images : sequence of ndarray of shape (H, W)
+            Normalised slices (cast to float32); sizes may differ.
+        labels : sequence of ndarray of shape (H, W), int
+            The class (``y`` in :meth:`fit`) of the block centred at each pixel; the
+            smallest label is the background (0 in the dominant-class scheme): crops are
+            centred on the others, ``background_fraction`` thins it.
+
+        Returns
+        -------
+        self
+        """
+        self._check_params()
+        fit_dense(self, images, labels)
+        return self
 
     @torch.inference_mode()
     def _eval_loss(self, net, X, y, loss_fn) -> float:

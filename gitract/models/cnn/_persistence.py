@@ -33,6 +33,7 @@ class _PersistenceMixin:
             "history": {k: [float(v) for v in vs] for k, vs in self.history_.items()},
             "best_epoch": int(self.best_epoch_),
             "n_epochs": int(self.n_epochs_),
+            "n_steps": getattr(self, "n_steps_", None),
             "state_dict": {k: v.detach().cpu() for k, v in self.net_.state_dict().items()},
         }
 
@@ -42,6 +43,7 @@ class _PersistenceMixin:
         self.history_ = payload["history"]
         self.best_epoch_ = payload["best_epoch"]
         self.n_epochs_ = payload["n_epochs"]
+        self.n_steps_ = payload.get("n_steps")
         try:
             self.device_ = select_device(self.device)
         except ValueError:

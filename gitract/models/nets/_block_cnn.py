@@ -8,6 +8,10 @@ when the map side is even and 3 when it is odd, so that the pooling windows tile
 exactly and no row or column of the block is dropped. After the last stage a global
 average pool over the whole final map (``final_size`` x ``final_size``) feeds a small
 dense head (Linear -> ReLU -> Dropout -> Linear) that returns ``n_classes`` logits.
+With ``centre_features=True`` the head also gets the mean of the final map's centre
+(its middle pixel, or middle 2x2 when the side is even): the global average alone tells
+little about *where* in the block a pattern is, so it blurs organ borders by up to half
+a block.
 
 With the default three stages:
 
@@ -16,6 +20,14 @@ With the default three stages:
 
 The receptive field of the logits is exactly the block: every pixel of the block
 reaches the average pool and no pixel outside it does.
+
+Dense training (``SmallBlockCNN.forward_dense``)
+------------------------------------------------
+``forward_dense`` runs the *same modules* (same parameters, batch norm in train or eval
+mode, dropout) in the "a trous" form described below, on an image padded by
+``block_size // 2``: it returns the logits of the block centred at every pixel and is
+differentiable, so one forward/backward pass over a slice (or a large crop of it) trains
+on every block centred in it. The trained weights then serve ``to_dense`` unchanged.
 
 Dense inference (``to_dense``)
 ------------------------------
@@ -102,6 +114,9 @@ class SmallBlockCNN(nn.Module):
     batch_norm : bool, default=True
         Batch norm after each convolution (an affine map in eval mode, so the dense
         twin stays exact).
+    centre_features : bool, default=False
+        Feed the head the final map's centre mean besides its global mean (twice the
+        head's input width).
 
     Examples
     --------
@@ -119,6 +134,7 @@ class SmallBlockCNN(nn.Module):
         hidden: int = 64,
         dropout: float = 0.3,
         batch_norm: bool = True,
+        centre_features: bool = False,
     ) -> None:
         super().__init__()
         channels = tuple(int(c) for c in channels)
@@ -126,6 +142,7 @@ class SmallBlockCNN(nn.Module):
         self.block_size = block_size
         self.n_classes = int(n_classes)
         self.final_size = self.plan[-1][2]
+        self.centre_features = bool(centre_features)
         layers: list[nn.Module] = []
         c_in, stage = 1, 0
         for kind, kernel, _ in self.plan:
@@ -140,7 +157,7 @@ class SmallBlockCNN(nn.Module):
                 layers.append(nn.MaxPool2d(kernel, stride=2))
         self.features = nn.Sequential(*layers)
         self.head = nn.Sequential(
-            nn.Linear(c_in, hidden),
+            nn.Linear(c_in * (2 if self.centre_features else 1), hidden),
             nn.ReLU(inplace=True),
             nn.Dropout(dropout),
             nn.Linear(hidden, self.n_classes),
@@ -152,7 +169,52 @@ class SmallBlockCNN(nn.Module):
             raise ValueError(
                 f"blocks must be {self.block_size}x{self.block_size}, got {tuple(x.shape)}"
             )
-        return self.head(self.features(x).mean(dim=(-2, -1)))
+        feats = self.features(x)
+        pooled = feats.mean(dim=(-2, -1))
+        if self.centre_features:
+            size, at = _centre_window(self.final_size)
+            centre = feats[..., at : at + size, at : at + size].mean(dim=(-2, -1))
+            pooled = torch.cat([pooled, centre], dim=1)
+        return self.head(pooled)
+
+    def forward_dense(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits (N, n_classes, H, W) of the block centred at every pixel, trainable.
+
+        Parameters
+        ----------
+        x : tensor of shape (N, 1, H + block_size - 1, W + block_size - 1)
+            The image padded by ``block_size // 2`` on each side.
+
+        Returns
+        -------
+        tensor of shape (N, n_classes, H, W)
+            In eval mode equal (rounding aside) to ``forward`` of each block cut out of
+            ``x``; in train mode batch norm takes its statistics over the whole dense
+            maps (every block's positions at once) and updates its running statistics.
+        """
+        if x.shape[-1] < self.block_size or x.shape[-2] < self.block_size:
+            raise ValueError(
+                f"padded input must be at least {self.block_size}x{self.block_size}, "
+                f"got {tuple(x.shape)}"
+            )
+        dilation = 1
+        for mod in self.features:
+            if isinstance(mod, nn.Conv2d):
+                x = nn.functional.conv2d(x, mod.weight, mod.bias, dilation=dilation)
+            elif isinstance(mod, nn.MaxPool2d):
+                # torch's pooling keeps the argmax for the backward pass (cheap), unlike
+                # the doubling of _DilatedPool (whose max backward splits ties).
+                x = nn.functional.max_pool2d(x, mod.kernel_size, stride=1, dilation=dilation)
+                dilation *= mod.stride if isinstance(mod.stride, int) else mod.stride[0]
+            else:  # batch norm (per channel, any map size) and ReLU work as they are
+                x = mod(x)
+        x = _head_pool(self, dilation, trainable=True)(x)
+        for mod in self.head:  # dense layers as 1x1 convolutions; ReLU, dropout per element
+            if isinstance(mod, nn.Linear):
+                x = nn.functional.conv2d(x, mod.weight[:, :, None, None], mod.bias)
+            else:
+                x = mod(x)
+        return x
 
     def to_dense(self) -> DenseBlockCNN:
         """The fully convolutional twin of this net (see :func:`to_dense`)."""
@@ -207,6 +269,59 @@ class _DilatedPool(nn.Module):
 
     def extra_repr(self) -> str:
         return f"mode={self.mode!r}, size={self.size}, dilation={self.dilation}"
+
+
+def _centre_window(final_size: int) -> tuple[int, int]:
+    """Side and offset of the centre window of the final map (2x2 when its side is even)."""
+    size = 2 if final_size % 2 == 0 else 1
+    return size, (final_size - size) // 2
+
+
+class _MeanAndCentre(nn.Module):
+    """Dense form of the head's input with ``centre_features``: the dilated global mean
+    and the dilated centre mean, cut to the same positions, as channels."""
+
+    def __init__(self, final_size: int, dilation: int, *, trainable: bool = False) -> None:
+        super().__init__()
+        size, self.offset = _centre_window(final_size)
+        if trainable:
+            self.mean, self.centre = _DilatedMean(final_size, dilation), _DilatedMean(size, dilation)
+        else:
+            self.mean = _DilatedPool(final_size, dilation, "mean")
+            self.centre = _DilatedPool(size, dilation, "mean")
+        self.dilation = dilation
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mean = self.mean(x)
+        at = self.offset * self.dilation
+        centre = self.centre(x)[..., at : at + mean.shape[-2], at : at + mean.shape[-1]]
+        return torch.cat([mean, centre], dim=1)
+
+
+class _DilatedMean(nn.Module):
+    """Stride-1 mean over a dilated ``size`` x ``size`` window as two separable depthwise
+    convolutions: its backward pass is two convolutions, where the doubling of
+    :class:`_DilatedPool` would allocate and fill a full-size gradient per shifted view."""
+
+    def __init__(self, size: int, dilation: int) -> None:
+        super().__init__()
+        self.size, self.dilation = size, dilation
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        c = x.shape[1]
+        w = torch.full((c, 1, self.size, 1), 1.0 / self.size, dtype=x.dtype, device=x.device)
+        x = nn.functional.conv2d(x, w, dilation=(self.dilation, 1), groups=c)
+        return nn.functional.conv2d(x, w.transpose(2, 3), dilation=(1, self.dilation), groups=c)
+
+
+def _head_pool(net: SmallBlockCNN, dilation: int, *, trainable: bool = False) -> nn.Module:
+    """The dense form of the pooling that feeds the head (``trainable``: the form whose
+    backward pass is cheap, for dense training)."""
+    if net.centre_features:
+        return _MeanAndCentre(net.final_size, dilation, trainable=trainable)
+    if trainable:
+        return _DilatedMean(net.final_size, dilation)
+    return _DilatedPool(net.final_size, dilation, "mean")
 
 
 class _PixelLinear(nn.Module):
@@ -312,7 +427,7 @@ def to_dense(net: SmallBlockCNN) -> DenseBlockCNN:
             i += 1
         else:  # pragma: no cover - SmallBlockCNN builds only the layers above
             raise TypeError(f"cannot densify layer {mod!r}")
-    layers.append(_DilatedPool(net.final_size, dilation, "mean"))
+    layers.append(_head_pool(net, dilation))
     for mod in net.head:
         if isinstance(mod, nn.Linear):
             layers.append(_PixelLinear(mod))

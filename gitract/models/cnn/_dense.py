@@ -1,0 +1,331 @@
+"""Dense training of the block CNN: crops of whole slices, every centre a training block.
+
+:meth:`SmallBlockCNN.forward_dense` gives the logits of the block centred at every pixel
+of a padded crop in one pass, so a step on a few crops trains on tens of thousands of
+blocks where sampled-block training sees a few hundred. The loss
+(:func:`dense_loss`) is the class-weighted cross-entropy over all those centres: the
+same number as the weighted mean of the block-wise losses of the blocks cut out of the
+crop (``tests/models/test_cnn_dense_training.py`` pins it), so the trained weights
+serve the dense inference path (:func:`~gitract.models.nets._block_cnn.to_dense`)
+unchanged.
+
+The sample is a list of whole normalised slices and their label maps (the caller caps
+how many, see ``BlockTrackConfig.max_train_slices``); crops are cut, padded by
+reflection like the blocks at inference, and augmented on the fly.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+from tqdm.auto import tqdm
+
+from gitract.models._device import select_device
+from gitract.models.cnn._dihedral import BRIGHTNESS, CONTRAST, LOG_GAMMA, NOISE_SD
+from gitract.models.cnn._threads import _torch_threads
+from gitract.models.train_torch._schedule import lr_at
+from gitract.utils._random import check_random_state
+
+__all__ = ["DenseSample", "augment_pair", "dense_loss", "fit_dense", "reflect_index", "train_dense"]
+
+#: Label of centres that do not count (outside a slice smaller than the crop, or
+#: background left out by ``background_fraction``).
+IGNORE = -1
+#: Share of the step budget spent warming the learning rate up (then cosine decay).
+WARMUP_FRACTION = 0.05
+#: Points of the learning curve (validation loss, mean training loss since the last one).
+N_EVALUATIONS = 10
+#: Fixed validation crops, drawn once from the held-out slices (cheap and comparable).
+N_VAL_CROPS = 8
+
+
+def reflect_index(index: NDArray[np.integer], n: int) -> NDArray[np.int64]:
+    """Map indices outside ``[0, n)`` back inside by mirror reflection (no edge repeat).
+
+    The same rule as ``np.pad(..., mode="reflect")``, also for pads longer than ``n``.
+
+    Examples
+    --------
+    >>> reflect_index(np.arange(-3, 6), 4).tolist()
+    [3, 2, 1, 0, 1, 2, 3, 2, 1]
+    """
+    index = np.asarray(index, dtype=np.int64)
+    if n == 1:
+        return np.zeros_like(index)
+    period = 2 * (n - 1)
+    m = np.mod(index, period)
+    return np.where(m >= n, period - m, m)
+
+
+def augment_pair(
+    crop: NDArray[np.floating],
+    labels: NDArray[np.integer],
+    gen: np.random.Generator,
+    *,
+    dihedral: bool = True,
+    intensity: bool = True,
+) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
+    """Randomly transform a padded crop and its label map together.
+
+    Parameters
+    ----------
+    crop : ndarray of shape (L + 2p, L + 2p), float
+        Image crop padded by ``p`` on each side around the centres of ``labels``.
+    labels : ndarray of shape (L, L), int
+        Class of the block centred at each pixel of the unpadded crop.
+    gen : numpy Generator
+    dihedral : bool
+        A random flip and 90-degree turn of both arrays (both are centred squares, so
+        the label at each position stays the class of the block centred there).
+    intensity : bool
+        Gamma, contrast, brightness and Gaussian noise on the image only.
+
+    Returns
+    -------
+    crop : ndarray of shape (L + 2p, L + 2p), float32
+    labels : ndarray of shape (L, L), int64
+        New arrays; the inputs are not modified.
+    """
+    crop = np.asarray(crop, dtype=np.float32)
+    labels = np.asarray(labels, dtype=np.int64)
+    if dihedral:
+        k = int(gen.integers(4))
+        crop, labels = np.rot90(crop, k), np.rot90(labels, k)
+        if gen.random() < 0.5:
+            crop, labels = crop[:, ::-1], labels[:, ::-1]
+    crop = np.ascontiguousarray(crop, dtype=np.float32)
+    labels = np.ascontiguousarray(labels)
+    if intensity:
+        gamma = math.exp(gen.uniform(-LOG_GAMMA, LOG_GAMMA))
+        crop = np.power(np.clip(crop, 0.0, None), gamma, dtype=np.float32)
+        crop = crop * np.float32(1.0 + gen.uniform(-CONTRAST, CONTRAST))
+        crop = crop + np.float32(gen.uniform(-BRIGHTNESS, BRIGHTNESS))
+        sd = gen.uniform(0.0, NOISE_SD)
+        crop = crop + (sd * gen.standard_normal(crop.shape)).astype(np.float32)
+    return crop.astype(np.float32, copy=False), labels
+
+
+@dataclass
+class DenseSample:
+    """Whole slices and their label maps (class indices 0..K-1) to cut crops from.
+
+    Attributes
+    ----------
+    images : list of ndarray (H, W) float32
+    labels : list of ndarray (H, W) int8
+    """
+
+    images: list[NDArray[np.float32]]
+    labels: list[NDArray[np.int8]]
+
+    def __post_init__(self) -> None:
+        # Organ pixels per slice (flat indices), for crops centred on an organ.
+        self._foreground = [np.flatnonzero(lab > 0) for lab in self.labels]
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def crop(self, s: int, row: int, col: int, *, crop_size: int, pad: int):
+        """The crop of slice ``s`` whose centres are the ``crop_size`` square around
+        (row, col) (moved inside the slice), padded by ``pad`` by reflection; centres
+        outside a slice smaller than the crop are labelled ``IGNORE``."""
+        image, labels = self.images[s], self.labels[s]
+        h, w = image.shape
+        r0 = int(np.clip(row - crop_size // 2, 0, max(h - crop_size, 0)))
+        c0 = int(np.clip(col - crop_size // 2, 0, max(w - crop_size, 0)))
+        rows = reflect_index(np.arange(r0 - pad, r0 + crop_size + pad), h)
+        cols = reflect_index(np.arange(c0 - pad, c0 + crop_size + pad), w)
+        out = np.full((crop_size, crop_size), IGNORE, np.int64)
+        part = labels[r0 : r0 + crop_size, c0 : c0 + crop_size]
+        out[: part.shape[0], : part.shape[1]] = part
+        return image[np.ix_(rows, cols)], out
+
+    def draw(self, gen: np.random.Generator, *, crop_size: int, pad: int,
+             foreground_fraction: float):
+        """One random crop: a random slice, centred on a random organ pixel with
+        probability ``foreground_fraction`` (when the slice has one), else anywhere."""
+        s = int(gen.integers(len(self)))
+        h, w = self.images[s].shape
+        fg = self._foreground[s]
+        if len(fg) and gen.random() < foreground_fraction:
+            row, col = divmod(int(fg[gen.integers(len(fg))]), w)
+        else:
+            row, col = int(gen.integers(h)), int(gen.integers(w))
+        return self.crop(s, row, col, crop_size=crop_size, pad=pad)
+
+    def batch(self, gen: np.random.Generator, n: int, *, crop_size: int, pad: int,
+              foreground_fraction: float, dihedral: bool = False, intensity: bool = False):
+        """``n`` augmented crops: (n, 1, L + 2 pad, L + 2 pad) float32 and (n, L, L)
+        int64 tensors."""
+        xs, ys = [], []
+        for _ in range(n):
+            crop, labels = self.draw(gen, crop_size=crop_size, pad=pad,
+                                     foreground_fraction=foreground_fraction)
+            crop, labels = augment_pair(crop, labels, gen, dihedral=dihedral,
+                                        intensity=intensity)
+            xs.append(crop)
+            ys.append(labels)
+        return torch.from_numpy(np.stack(xs)[:, None]), torch.from_numpy(np.stack(ys))
+
+
+def dense_loss(net, x: torch.Tensor, y: torch.Tensor, *,
+               weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Class-weighted cross-entropy over every centre of padded crops.
+
+    Parameters
+    ----------
+    net : SmallBlockCNN
+    x : tensor of shape (N, 1, L + block_size - 1, L + block_size - 1)
+    y : tensor of shape (N, L, L), int64
+        Class index of the block centred at each position, ``IGNORE`` to leave it out.
+    weight : tensor of shape (n_classes,), optional
+
+    Returns
+    -------
+    tensor (scalar)
+        ``sum(w[y] * ce) / sum(w[y])`` over the counted centres: the value
+        ``torch.nn.CrossEntropyLoss(weight)`` gives on those blocks cut out one by one.
+    """
+    logits = net.forward_dense(x)
+    return torch.nn.functional.cross_entropy(logits.float(), y, weight=weight,
+                                             ignore_index=IGNORE)
+
+
+def _class_weight(model, labels: Sequence[NDArray], n_classes: int) -> NDArray[np.float64] | None:
+    if isinstance(model.class_weight, dict):
+        return np.array([float(model.class_weight.get(c, 1.0)) for c in model.classes_.tolist()])
+    if model.class_weight != "balanced":
+        return None
+    counts = np.zeros(n_classes, np.float64)
+    for lab in labels:
+        counts += np.bincount(lab.ravel(), minlength=n_classes)[:n_classes]
+    return np.where(counts > 0, counts.sum() / (n_classes * np.maximum(counts, 1)), 0.0)
+
+
+def train_dense(model, train: DenseSample, val: DenseSample | None, n_classes: int,
+                rng: np.random.Generator) -> None:
+    """The dense training loop; sets ``net_``, ``history_``, ``best_epoch_``, ``n_epochs_``
+    and ``n_steps_`` on ``model`` (a :class:`BlockCNNClassifier` in ``fit_dense``)."""
+    dev = model.device_
+    pad = int(model.block_size) // 2
+    crop_size, per_step = int(model.crop_size), int(model.crops_per_step)
+    if model.max_steps is not None:
+        n_steps = int(model.max_steps)
+    else:  # an epoch: one crop per training slice
+        n_steps = int(model.max_epochs) * -(-len(train) // per_step)
+    net = model._make_net(n_classes).to(dev).train()
+    w = _class_weight(model, train.labels, n_classes)
+    weight = None if w is None else torch.as_tensor(w, dtype=torch.float32, device=dev)
+    opt = torch.optim.AdamW(net.parameters(), lr=float(model.lr),
+                            weight_decay=float(model.weight_decay))
+    use_amp = bool(model.amp) and dev.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    options = {"crop_size": crop_size, "pad": pad,
+               "foreground_fraction": float(model.foreground_fraction)}
+    val_batch = None
+    if val is not None and len(val):
+        val_gen = np.random.default_rng(rng.integers(2**63 - 1))
+        val_batch = val.batch(val_gen, N_VAL_CROPS, **options)
+    train_gen = np.random.default_rng(rng.integers(2**63 - 1))
+    mask_gen = torch.Generator().manual_seed(int(rng.integers(2**63 - 1)))
+    eval_at = {max(1, round(n_steps * (i + 1) / N_EVALUATIONS)) for i in range(N_EVALUATIONS)}
+    history: dict[str, list[float]] = {"step": [], "train_loss": [], "val_loss": []}
+    best = (math.inf, None, 0)
+    total, count = 0.0, 0
+    steps = tqdm(range(1, n_steps + 1), desc="cnn (dense)", unit="step",
+                 disable=not model.verbose)
+    for step in steps:
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step / n_steps, lr=float(model.lr),
+                                warmup_fraction=WARMUP_FRACTION)
+        x, y = train.batch(train_gen, per_step, dihedral=bool(model.augment),
+                           intensity=bool(model.intensity_augment), **options)
+        if float(model.background_fraction) < 1.0:
+            drop = torch.rand(y.shape, generator=mask_gen) >= float(model.background_fraction)
+            y = torch.where((y == 0) & drop, torch.full_like(y, IGNORE), y)
+        if bool((y != IGNORE).any()):
+            x, y = x.to(dev, non_blocking=True), y.to(dev, non_blocking=True)
+            opt.zero_grad(set_to_none=True)
+            with torch.autocast("cuda", dtype=torch.float16, enabled=use_amp):
+                loss = dense_loss(net, x, y, weight=weight)
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+            total, count = total + float(loss.detach()), count + 1
+        if step in eval_at:
+            history["step"].append(float(step))
+            history["train_loss"].append(total / max(count, 1))
+            total, count = 0.0, 0
+            if val_batch is not None:
+                val_loss = _val_loss(net, val_batch, weight, dev, per_step)
+                history["val_loss"].append(val_loss)
+                steps.set_postfix(train=history["train_loss"][-1], val=val_loss)
+                if val_loss < best[0] - 1e-7:
+                    best = (val_loss, copy.deepcopy(net.state_dict()), len(history["step"]) - 1)
+                net.train()
+    if best[1] is not None:
+        net.load_state_dict(best[1])
+    model.net_ = net.eval()
+    model.history_ = history
+    model.best_epoch_ = best[2] if best[1] is not None else len(history["step"]) - 1
+    model.n_epochs_ = len(history["step"])
+    model.n_steps_ = n_steps
+
+
+@torch.inference_mode()
+def _val_loss(net, batch, weight, dev, chunk: int) -> float:
+    """Weighted mean loss over all counted centres of the fixed validation crops."""
+    net.eval()
+    x, y = batch
+    num, den = 0.0, 0.0
+    for start in range(0, len(x), chunk):
+        xb, yb = x[start : start + chunk].to(dev), y[start : start + chunk].to(dev)
+        logits = net.forward_dense(xb).float()
+        ce = torch.nn.functional.cross_entropy(logits, yb, reduction="none", ignore_index=IGNORE)
+        keep = yb != IGNORE
+        w = weight[yb.clamp(min=0)] if weight is not None else torch.ones_like(ce)
+        w = torch.where(keep, w, torch.zeros_like(w))
+        num += float((ce * w).sum())
+        den += float(w.sum())
+    return num / den if den > 0 else math.nan
+
+
+def fit_dense(model, images, labels) -> None:
+    """Check the slices, hold out validation slices and run :func:`train_dense` (the
+    body of :meth:`BlockCNNClassifier.fit_dense`; sets ``classes_`` and
+    ``n_features_in_`` too)."""
+    images = [np.asarray(im, dtype=np.float32) for im in images]
+    labels = [np.asarray(lab) for lab in labels]
+    if not images or len(images) != len(labels):
+        raise ValueError(f"images and labels must be non-empty and of equal length, got "
+                         f"{len(images)} and {len(labels)}")
+    for k, (im, lab) in enumerate(zip(images, labels, strict=True)):
+        if im.ndim != 2 or lab.shape != im.shape:
+            raise ValueError(f"slice {k}: image must be 2D and labels of its shape, got "
+                             f"{im.shape} and {lab.shape}")
+        if not np.issubdtype(lab.dtype, np.integer):
+            raise ValueError(f"slice {k}: labels must be ints, got dtype {lab.dtype}")
+    model.classes_ = np.unique(np.concatenate([np.unique(lab) for lab in labels]))
+    if len(model.classes_) < 2:
+        raise ValueError(f"labels hold a single class {model.classes_.tolist()}")
+    model.n_features_in_ = int(model.block_size) ** 2
+    index = [np.searchsorted(model.classes_, lab).astype(np.int8) for lab in labels]
+    rng = check_random_state(model.random_state)
+    seed = int(rng.integers(2**63 - 1))
+    n_val = int(math.floor(model.validation_fraction * len(images)))
+    order = rng.permutation(len(images))
+    if n_val < 1 or len(images) - n_val < 1:
+        n_val = 0
+    train = DenseSample([images[i] for i in order[n_val:]], [index[i] for i in order[n_val:]])
+    val = DenseSample([images[i] for i in order[:n_val]], [index[i] for i in order[:n_val]])
+    model.device_ = select_device(model.device)
+    cuda_devices = [model.device_] if model.device_.type == "cuda" else []
+    with _torch_threads(model.num_threads), torch.random.fork_rng(devices=cuda_devices):
+        torch.manual_seed(seed)  # dropout's generator, restored after fit
+        train_dense(model, train, val if n_val else None, len(model.classes_), rng)
