@@ -191,6 +191,18 @@ def test_pickle_and_joblib_roundtrip(tmp_path, data, fitted):
     assert isinstance(fitted.net_, torch.nn.Module)  # pickling did not touch the original
 
 
+def test_a_model_pickled_before_a_parameter_existed_loads_with_its_default(data, fitted):
+    """Cached runs hold models pickled by earlier versions: a parameter added since
+    (here ``centre_features``) takes its default, which is the earlier behaviour."""
+    X, _ = data
+    state = fitted.__getstate__()
+    del state["centre_features"]
+    old = BlockCNNClassifier.__new__(BlockCNNClassifier)
+    old.__setstate__(state)
+    assert old.centre_features is False
+    np.testing.assert_array_equal(old.predict_proba(X), fitted.predict_proba(X))
+
+
 def test_device_selection_override(monkeypatch, data):
     from gitract.models import _device
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import io
 import os
 from typing import TypeVar
@@ -94,6 +95,11 @@ class _PersistenceMixin:
         return state
 
     def __setstate__(self, state: dict) -> None:
+        # A model pickled before a parameter existed gets that parameter's default (every
+        # added parameter defaults to the earlier behaviour), so cached runs still load.
+        for name, param in inspect.signature(type(self).__init__).parameters.items():
+            if param.default is not inspect.Parameter.empty:
+                state.setdefault(name, param.default)
         net_bytes = state.get("net_")
         self.__dict__.update(state)
         if isinstance(net_bytes, bytes):
