@@ -274,14 +274,30 @@ def test_ctrl_c_ends_in_one_line_and_the_same_command_resumes(tmp_path, monkeypa
     cfg.write_text(yaml.safe_dump(GOOD))
     out = tmp_path / "run"
     argv = ["compare", str(cfg), "--out", str(out)]
-    proc = subprocess.Popen([sys.executable, "-m", "gitract", *argv], env=dict(os.environ),
+    # The child is `gitract compare` whose aggregation step first says it has begun and
+    # then waits: the interrupt lands mid-run however loaded the machine is (waiting for a
+    # step's file and signalling raced the rest of the tiny run on a busy machine).
+    ready = tmp_path / "aggregating"
+    child = (
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "import gitract.compare._run as run\n"
+        "original = run.aggregate_run\n"
+        "def waiting(*args, **kwargs):\n"
+        f"    Path({str(ready)!r}).write_text('')\n"
+        "    time.sleep(120)\n"
+        "    return original(*args, **kwargs)\n"
+        "run.aggregate_run = waiting\n"
+        "from gitract.cli import main\n"
+        "sys.exit(main(sys.argv[1:]))\n")
+    proc = subprocess.Popen([sys.executable, "-c", child, *argv], env=dict(os.environ),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     first = out / "steps" / "fold0" / "rf" / "eval" / "done.json"
     deadline = time.monotonic() + 300
-    while not first.is_file() and proc.poll() is None and time.monotonic() < deadline:
+    while not ready.is_file() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
-    assert first.is_file(), proc.communicate(timeout=60)
-    proc.send_signal(signal.SIGINT)  # the second track (or the report) is under way
+    assert ready.is_file() and first.is_file(), proc.communicate(timeout=60)
+    proc.send_signal(signal.SIGINT)  # every step is done, the summary not yet written
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     assert "Traceback" not in err
