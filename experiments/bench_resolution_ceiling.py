@@ -55,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from gitract.compare._files import clean, write_json, write_text_atomic
     from gitract.compare._run import _conventions, load_index, make_folds
+    from gitract.compare._scan_eval import combine_scores
     from gitract.config import load_config
     from gitract.metrics import score_stacks
 
@@ -63,15 +64,22 @@ def main(argv: list[str] | None = None) -> int:
     _, folds = make_folds(config, index.cases())
     part = {"train": 0, "val": 1, "test": 2}[args.part]
     conventions = _conventions(config)
-    results: dict[str, dict] = {}
-    stacks = []
+    # One scan at a time, as the engine scores: only each scan's metric rows are kept.
+    parts: dict[int | None, list] = {size: [] for size in sizes}
+    n_slices, classes = 0, ()
     for fold in folds:
         for key in index.keys_of(fold[part]):
-            stacks.append(index.read(key))
-    n_slices = sum(s.n_slices for s in stacks)
+            stack = index.read(key)
+            n_slices, classes = n_slices + stack.n_slices, stack.classes
+            for size in sizes:
+                masks = {stack.key: ceiling_masks(stack.masks, size)}
+                parts[size].append(score_stacks([stack], masks, conventions=conventions))
+            del stack
+    if not n_slices:
+        parser.error(f"{args.config}: no {args.part} cases in its split")
+    results: dict[str, dict] = {}
     for size in sizes:
-        masks = {s.key: ceiling_masks(s.masks, size) for s in stacks}
-        r = score_stacks(stacks, masks, conventions=conventions)
+        r = combine_scores(parts[size], classes, conventions)
         results["native" if size is None else str(size)] = {
             "dice": r.dice, "hausdorff": r.hausdorff, "score": r.score,
             "per_class": {c: v["dice"] for c, v in r.per_class.items()}}
@@ -83,12 +91,12 @@ def main(argv: list[str] | None = None) -> int:
              f"{n_slices} slices; command: `python experiments/bench_resolution_ceiling.py "
              f"{args.config} --part {args.part}`.",
              "",
-             "| grid | Dice | " + " | ".join(f"Dice {c}" for c in stacks[0].classes)
+             "| grid | Dice | " + " | ".join(f"Dice {c}" for c in classes)
              + " | Hausdorff | Score |",
-             "|---|---|" + "---|" * len(stacks[0].classes) + "---|---|"]
+             "|---|---|" + "---|" * len(classes) + "---|---|"]
     for name, v in results.items():
         lines.append(f"| {name} | {v['dice']:.3f} | "
-                     + " | ".join(f"{v['per_class'][c]:.3f}" for c in stacks[0].classes)
+                     + " | ".join(f"{v['per_class'][c]:.3f}" for c in classes)
                      + f" | {v['hausdorff']:.3f} | {v['score']:.3f} |")
     text = "\n".join(lines) + "\n"
     out = Path(args.out)

@@ -1,6 +1,7 @@
 """``experiments/bench_resolution_ceiling.py``: true masks through the U-Net's grid round trip."""
 
 import importlib.util
+import json
 from pathlib import Path
 
 import numpy as np
@@ -42,3 +43,20 @@ def test_a_bad_size_is_named(script, capsys):
     with pytest.raises(SystemExit):
         script.main(["cfg.yaml", "--sizes", "big"])
     assert "--sizes: 'big'" in capsys.readouterr().err
+
+
+def test_real_slices_keep_everything_at_native_size_and_lose_some_on_a_coarse_grid(
+        script, uwmgi_dir, tmp_path, capsys):
+    cfg = tmp_path / "real.yaml"
+    cfg.write_text(f"name: real-ceiling\nseed: 0\ndata: {{kind: uwmgi_derived, path: {uwmgi_dir}}}\n"
+                   "split: {n_folds: 4, cross_validate: true}\n"
+                   "tracks: [{name: rf, kind: blocks, params: {classifier: rf}}]\n")
+    out = tmp_path / "ceiling"
+    assert script.main([str(cfg), "--sizes", "64", "native", "--out", str(out), "--json"]) == 0
+    payload = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert payload["n_slices"] == 24  # every real slice is tested once across the folds
+    native, coarse = payload["sizes"]["native"], payload["sizes"]["64"]
+    assert native["dice"] == pytest.approx(1.0) and native["hausdorff"] == pytest.approx(0.0)
+    assert 0.5 < coarse["dice"] < native["dice"]
+    assert json.loads(out.with_suffix(".json").read_text()) == payload
+    assert "| 64 |" in out.with_suffix(".md").read_text()
