@@ -200,15 +200,16 @@ class ThresholdTuning:
 _SWEEP_COLUMNS = ["class", "threshold", "min_size", "dice", "hausdorff", "score"]
 
 
-def _pool(volume: NDArray[np.bool_], factor: int) -> NDArray[np.bool_]:
-    """In-plane "any" pooling of (S, H, W) by ``factor`` (edges padded with False)."""
+def _pool(volume: NDArray, factor: int) -> NDArray:
+    """In-plane max pooling of (S, H, W) by ``factor`` (edges padded with 0): "any" for a
+    bool volume."""
     if factor <= 1:
         return volume
     s, h, w = volume.shape
     hp, wp = -(-h // factor) * factor, -(-w // factor) * factor
-    padded = np.zeros((s, hp, wp), dtype=bool)
+    padded = np.zeros((s, hp, wp), dtype=volume.dtype)
     padded[:, :h, :w] = volume
-    return padded.reshape(s, hp // factor, factor, wp // factor, factor).any(axis=(2, 4))
+    return padded.reshape(s, hp // factor, factor, wp // factor, factor).max(axis=(2, 4))
 
 
 def _class_sweep_stats(proba, truth, grid, min_sizes, factor, conventions):
@@ -230,24 +231,25 @@ def _class_sweep_stats(proba, truth, grid, min_sizes, factor, conventions):
     found = {}
     for thr in grid:
         raw = proba > thr
-        labels = sizes = None
+        # Size of the component each pixel belongs to (0 off the mask): the mask for a
+        # min_size is ``component >= min_size``, and its pooled mask is the pooled sizes
+        # compared the same way, so the pooling runs once per threshold.
+        component = raw.astype(np.int32)
         if any(size > 1 for size in min_sizes) and raw.any():
             labels, count = ndi.label(raw, structure=structure)
             sizes = np.bincount(labels.ravel(), minlength=count + 1)
+            sizes[0] = 0
+            component = sizes.astype(np.int32)[labels]
+        pooled_component = _pool(component, factor)
         for size in min_sizes:
-            if size > 1 and labels is not None:
-                keep = sizes >= size
-                keep[0] = False
-                pred = keep[labels]
-            else:
-                pred = raw
+            pred = component >= max(size, 1)
             inter = np.count_nonzero((pred & truth).reshape(n, -1), axis=1)
             total = np.count_nonzero(pred.reshape(n, -1), axis=1) + truth_count
             with np.errstate(invalid="ignore", divide="ignore"):
                 d = np.where(total > 0, 2.0 * inter / np.maximum(total, 1),
                              conventions.dice_both_empty)
             finite = ~np.isnan(d)
-            pooled = _pool(pred, factor)
+            pooled = pooled_component >= max(size, 1)
             digest = hashlib.sha1(np.packbits(pooled).tobytes()).digest()
             if digest not in hd_memo:
                 hd_memo[digest] = hausdorff_3d(pooled, pooled_truth,

@@ -15,6 +15,8 @@ from gitract.models.cnn import BlockCNNClassifier  # noqa: E402
 from gitract.models.cnn._dense import (  # noqa: E402
     IGNORE,
     DenseSample,
+    affine_margin,
+    affine_pair,
     augment_pair,
     dense_loss,
     reflect_index,
@@ -141,6 +143,57 @@ def test_training_batches_keep_labels_on_their_pixels():
     np.testing.assert_array_equal(y.numpy()[keep], _code(inner)[keep])
 
 
+@pytest.mark.parametrize("size", [1, 6])
+def test_rotation_and_scaling_move_labels_with_images(size):
+    # Images that are the row and the column coordinate: linear interpolation keeps them
+    # exact, so each output pixel says where in the source it was read from.
+    pad, rot, scale = 4, 20.0, 0.15
+    margin = affine_margin(size + 2 * pad, rot, scale)
+    n_in = size + 2 * pad + 2 * margin
+    rows, cols = np.mgrid[0:n_in, 0:n_in].astype(np.float32)
+    gen = np.random.default_rng(6)
+    labels = gen.integers(0, 4, (size + 2 * margin,) * 2)
+    moved = 0
+    for seed in range(12):
+        out_r, lab = affine_pair(rows, labels, np.random.default_rng(seed), margin=margin,
+                                 max_rotation=rot, max_scale=scale)
+        out_c, lab_c = affine_pair(cols, labels, np.random.default_rng(seed), margin=margin,
+                                   max_rotation=rot, max_scale=scale)
+        assert out_r.shape == (size + 2 * pad,) * 2 and lab.shape == (size, size)
+        np.testing.assert_array_equal(lab, lab_c)
+        # the label of each centre is the label of the source pixel its block centre
+        # came from (labels are indexed by centres: image pixel minus pad)
+        src_r = np.rint(out_r[pad:pad + size, pad:pad + size]).astype(int) - pad
+        src_c = np.rint(out_c[pad:pad + size, pad:pad + size]).astype(int) - pad
+        np.testing.assert_array_equal(lab, labels[src_r, src_c])
+        # every output pixel was read inside the source crop (the margin suffices)
+        assert out_r.min() >= 0 and out_r.max() <= n_in - 1
+        moved += not np.allclose(out_r, rows[margin:-margin, margin:-margin])
+    assert moved == 12
+
+
+def test_rotated_blocks_on_the_fly_keep_their_centre_label():
+    # crop_size 1: a rotation / zoom about the block centre keeps the centre pixel.
+    gen = np.random.default_rng(7)
+    images = [gen.random((30, 26), dtype=np.float32), gen.random((18, 40), dtype=np.float32)]
+    sample = DenseSample(images, [_code(im).astype(np.int8) for im in images])
+    x, y = sample.batch(gen, 64, crop_size=1, pad=5, foreground_fraction=0.5, dihedral=True,
+                        max_rotation=15.0, max_scale=0.1)
+    assert x.shape == (64, 1, 11, 11) and y.shape == (64, 1, 1)
+    np.testing.assert_array_equal(y.numpy()[:, 0, 0], _code(x[:, 0, 5, 5].numpy()))
+
+
+def test_no_rotation_or_scaling_leaves_the_batches_as_they_were():
+    images = [np.random.default_rng(8).random((30, 26), dtype=np.float32)]
+    sample = DenseSample(images, [_code(im).astype(np.int8) for im in images])
+    a = sample.batch(np.random.default_rng(9), 8, crop_size=5, pad=3, foreground_fraction=0.5,
+                     dihedral=True)
+    b = sample.batch(np.random.default_rng(9), 8, crop_size=5, pad=3, foreground_fraction=0.5,
+                     dihedral=True, max_rotation=0.0, max_scale=0.0)
+    for u, v in zip(a, b, strict=True):
+        np.testing.assert_array_equal(u.numpy(), v.numpy())
+
+
 def _slices(n=4):
     from skimage.draw import ellipse
 
@@ -210,11 +263,24 @@ def test_dense_training_learns_the_organs():
     assert model.history_["train_loss"][-1] < model.history_["train_loss"][0]
 
 
+def test_blocks_on_the_fly_with_rotations_and_scalings_learn_the_organ():
+    images, labels = _slices()
+    kwargs = dict(max_steps=150, lr=1e-2, crop_size=1, crops_per_step=64, foreground_fraction=0.6,
+                  validation_fraction=0.0, intensity_augment=False, centre_features=True,
+                  class_weight=None, max_rotation=15.0, max_scale=0.1)
+    model = _dense_model(**kwargs).fit_dense(images, labels)
+    pred = model.classes_[model.predict_proba_dense(images[2]).argmax(-1)]
+    truth = labels[2] == 1
+    dice = 2 * (truth & (pred == 1)).sum() / (truth.sum() + (pred == 1).sum())
+    assert dice > 0.8
+
+
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [({"max_steps": 0}, "max_steps"), ({"crop_size": 0}, "crop_size"),
      ({"crops_per_step": 0}, "crops_per_step"), ({"background_fraction": 0.0}, "background_fraction"),
-     ({"foreground_fraction": 1.5}, "foreground_fraction")],
+     ({"foreground_fraction": 1.5}, "foreground_fraction"), ({"max_rotation": -1.0}, "max_rotation"),
+     ({"max_rotation": 90.0}, "max_rotation"), ({"max_scale": 0.5}, "max_scale")],
 )
 def test_bad_dense_params_raise_naming_them(kwargs, match):
     images, labels = _slices(2)

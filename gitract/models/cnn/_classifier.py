@@ -85,6 +85,13 @@ class BlockCNNClassifier(_PersistenceMixin, ClassifierMixin, BaseEstimator):
         Dense training: crops per optimiser step.
     foreground_fraction : float, default=0.5
         Dense training: share of crops centred on an organ pixel (the rest anywhere).
+    max_rotation : float, default=0.0
+        Dense training: crops (and their labels) are rotated by a random angle in
+        ``[-max_rotation, max_rotation]`` degrees about their centre, read from a wider
+        crop so the corners hold real pixels (0: no rotation).
+    max_scale : float, default=0.0
+        Dense training: and zoomed by a random factor in ``[1 - max_scale, 1 + max_scale]``
+        (0: no scaling).
     background_fraction : float, default=1.0
         Dense training: share of background centres that count in each step's loss (a
         fresh random subset per step).
@@ -138,6 +145,8 @@ class BlockCNNClassifier(_PersistenceMixin, ClassifierMixin, BaseEstimator):
         crop_size: int = 96,
         crops_per_step: int = 4,
         foreground_fraction: float = 0.5,
+        max_rotation: float = 0.0,
+        max_scale: float = 0.0,
         background_fraction: float = 1.0,
         num_threads: int | None = None,
         random_state: int | np.random.Generator | None = None,
@@ -163,6 +172,8 @@ class BlockCNNClassifier(_PersistenceMixin, ClassifierMixin, BaseEstimator):
         self.crop_size = crop_size
         self.crops_per_step = crops_per_step
         self.foreground_fraction = foreground_fraction
+        self.max_rotation = max_rotation
+        self.max_scale = max_scale
         self.background_fraction = background_fraction
         self.num_threads = num_threads
         self.random_state = random_state
@@ -188,6 +199,10 @@ class BlockCNNClassifier(_PersistenceMixin, ClassifierMixin, BaseEstimator):
             raise ValueError(
                 f"foreground_fraction must be in [0, 1], got {self.foreground_fraction!r}"
             )
+        if not 0.0 <= float(self.max_rotation) <= 45.0:
+            raise ValueError(f"max_rotation must be in [0, 45] degrees, got {self.max_rotation!r}")
+        if not 0.0 <= float(self.max_scale) < 0.5:
+            raise ValueError(f"max_scale must be in [0, 0.5), got {self.max_scale!r}")
         if not 0.0 < float(self.background_fraction) <= 1.0:
             raise ValueError(
                 f"background_fraction must be in (0, 1], got {self.background_fraction!r}"

@@ -32,7 +32,7 @@ from gitract.models.cnn._threads import _torch_threads
 from gitract.models.train_torch._schedule import lr_at
 from gitract.utils._random import check_random_state
 
-__all__ = ["DenseSample", "augment_pair", "dense_loss", "fit_dense", "reflect_index", "train_dense"]
+__all__ = ["DenseSample", "affine_margin", "affine_pair", "augment_pair", "dense_loss", "fit_dense", "reflect_index", "train_dense"]
 
 #: Label of centres that do not count (outside a slice smaller than the crop, or
 #: background left out by ``background_fraction``).
@@ -41,8 +41,22 @@ IGNORE = -1
 WARMUP_FRACTION = 0.05
 #: Points of the learning curve (validation loss, mean training loss since the last one).
 N_EVALUATIONS = 10
-#: Fixed validation crops, drawn once from the held-out slices (cheap and comparable).
+#: Fixed validation crops, drawn once from the held-out slices (cheap and comparable):
+#: at least ``N_VAL_CROPS`` crops and ``N_VAL_CENTRES`` block centres, so that small crops
+#: (``crop_size=1``: blocks on the fly) are not judged on a handful of blocks.
 N_VAL_CROPS = 8
+N_VAL_CENTRES = 4096
+
+
+def n_val_crops(crop_size: int) -> int:
+    """Validation crops for crops of ``crop_size`` (see ``N_VAL_CENTRES``).
+
+    Examples
+    --------
+    >>> n_val_crops(96), n_val_crops(32), n_val_crops(1)
+    (8, 8, 4096)
+    """
+    return max(N_VAL_CROPS, -(-N_VAL_CENTRES // int(crop_size) ** 2))
 
 
 def reflect_index(index: NDArray[np.integer], n: int) -> NDArray[np.int64]:
@@ -111,6 +125,79 @@ def augment_pair(
     return crop.astype(np.float32, copy=False), labels
 
 
+def affine_margin(size: int, max_rotation: float, max_scale: float) -> int:
+    """Extra pixels on each side of a square of ``size`` pixels that a rotation by up to
+    ``max_rotation`` degrees and a zoom out by up to ``max_scale`` reads from (the output
+    corners land that far out in the source).
+
+    Examples
+    --------
+    >>> affine_margin(33, 0.0, 0.0), affine_margin(33, 15.0, 0.1)
+    (0, 7)
+    """
+    if max_rotation <= 0.0 and max_scale <= 0.0:
+        return 0
+    theta = math.radians(min(float(max_rotation), 45.0))
+    reach = (size / 2.0) * (math.cos(theta) + math.sin(theta)) / (1.0 - float(max_scale))
+    return int(math.ceil(reach - size / 2.0)) + 1
+
+
+def affine_pair(
+    crop: NDArray[np.floating],
+    labels: NDArray[np.integer],
+    gen: np.random.Generator,
+    *,
+    margin: int,
+    max_rotation: float,
+    max_scale: float,
+) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
+    """Rotate and scale a padded crop and its label map together about their centre.
+
+    The angle is uniform in ``[-max_rotation, max_rotation]`` degrees and the zoom
+    factor uniform in ``[1 - max_scale, 1 + max_scale]``; the image is resampled
+    linearly, the labels by nearest neighbour, so the label at each output position is
+    the class of the source pixel the block's centre came from. Both inputs carry
+    ``margin`` extra pixels on each side (:func:`affine_margin`), which the output drops:
+    the rotated corners read real pixels, not a reflection of the crop.
+
+    Parameters
+    ----------
+    crop : ndarray of shape (L + 2p + 2m, L + 2p + 2m)
+    labels : ndarray of shape (L + 2m, L + 2m)
+    gen : numpy Generator
+    margin : int
+        ``m`` above.
+    max_rotation : float
+        Degrees.
+    max_scale : float
+        In [0, 1).
+
+    Returns
+    -------
+    crop : ndarray of shape (L + 2p, L + 2p), float32
+    labels : ndarray of shape (L, L), int64
+    """
+    from scipy.ndimage import affine_transform
+
+    theta = math.radians(gen.uniform(-max_rotation, max_rotation)) if max_rotation > 0 else 0.0
+    zoom = 1.0 + gen.uniform(-max_scale, max_scale) if max_scale > 0 else 1.0
+    cos, sin = math.cos(theta) / zoom, math.sin(theta) / zoom
+    matrix = np.array([[cos, -sin], [sin, cos]])
+
+    def warp(array, order, cval):
+        n_in = array.shape[0]
+        n_out = n_in - 2 * margin
+        centre_in, centre_out = (n_in - 1) / 2.0, (n_out - 1) / 2.0
+        offset = centre_in - matrix @ np.array([centre_out, centre_out])
+        return affine_transform(array, matrix, offset=offset, output_shape=(n_out, n_out),
+                                order=order, mode="nearest" if order == 0 else "reflect",
+                                cval=cval)
+
+    out = warp(np.asarray(crop, dtype=np.float32), 1, 0.0).astype(np.float32, copy=False)
+    lab = warp(np.asarray(labels, dtype=np.int64), 0, IGNORE).astype(np.int64, copy=False)
+    return out, lab
+
+
 @dataclass
 class DenseSample:
     """Whole slices and their label maps (class indices 0..K-1) to cut crops from.
@@ -160,13 +247,18 @@ class DenseSample:
         return self.crop(s, row, col, crop_size=crop_size, pad=pad)
 
     def batch(self, gen: np.random.Generator, n: int, *, crop_size: int, pad: int,
-              foreground_fraction: float, dihedral: bool = False, intensity: bool = False):
+              foreground_fraction: float, dihedral: bool = False, intensity: bool = False,
+              max_rotation: float = 0.0, max_scale: float = 0.0):
         """``n`` augmented crops: (n, 1, L + 2 pad, L + 2 pad) float32 and (n, L, L)
-        int64 tensors."""
+        int64 tensors (a rotation / scaling, when asked, before the flips and turns)."""
+        margin = affine_margin(crop_size + 2 * pad, max_rotation, max_scale)
         xs, ys = [], []
         for _ in range(n):
-            crop, labels = self.draw(gen, crop_size=crop_size, pad=pad,
+            crop, labels = self.draw(gen, crop_size=crop_size + 2 * margin, pad=pad,
                                      foreground_fraction=foreground_fraction)
+            if margin:
+                crop, labels = affine_pair(crop, labels, gen, margin=margin,
+                                           max_rotation=max_rotation, max_scale=max_scale)
             crop, labels = augment_pair(crop, labels, gen, dihedral=dihedral,
                                         intensity=intensity)
             xs.append(crop)
@@ -231,7 +323,7 @@ def train_dense(model, train: DenseSample, val: DenseSample | None, n_classes: i
     val_batch = None
     if val is not None and len(val):
         val_gen = np.random.default_rng(rng.integers(2**63 - 1))
-        val_batch = val.batch(val_gen, N_VAL_CROPS, **options)
+        val_batch = val.batch(val_gen, n_val_crops(crop_size), **options)
     train_gen = np.random.default_rng(rng.integers(2**63 - 1))
     mask_gen = torch.Generator().manual_seed(int(rng.integers(2**63 - 1)))
     eval_at = {max(1, round(n_steps * (i + 1) / N_EVALUATIONS)) for i in range(N_EVALUATIONS)}
@@ -245,7 +337,9 @@ def train_dense(model, train: DenseSample, val: DenseSample | None, n_classes: i
             group["lr"] = lr_at(step / n_steps, lr=float(model.lr),
                                 warmup_fraction=WARMUP_FRACTION)
         x, y = train.batch(train_gen, per_step, dihedral=bool(model.augment),
-                           intensity=bool(model.intensity_augment), **options)
+                           intensity=bool(model.intensity_augment),
+                           max_rotation=float(model.max_rotation),
+                           max_scale=float(model.max_scale), **options)
         if float(model.background_fraction) < 1.0:
             drop = torch.rand(y.shape, generator=mask_gen) >= float(model.background_fraction)
             y = torch.where((y == 0) & drop, torch.full_like(y, IGNORE), y)
