@@ -222,7 +222,8 @@ def predict_proba_map(
         A normalised slice.
     featurizer : object, optional
         ``gitract.features`` featurizer (``prepare`` / ``transform_prepared``). Default:
-        raw block pixels of ``block_size`` (what ``BlockCNNClassifier`` takes).
+        raw block pixels of ``block_size`` (what ``BlockCNNClassifier`` takes; with the
+        context columns when the model has ``context_features``).
     block_size : int, optional
         Only used to build the default raw featurizer.
     step : int, default 4
@@ -265,7 +266,9 @@ def predict_proba_map(
                 raise ValueError("predict_proba_map needs a featurizer or a block_size")
             from gitract.features import make_featurizer
 
-            featurizer = make_featurizer("raw", block_size=block_size)
+            # A CNN with context features takes its blocks' context columns too.
+            featurizer = make_featurizer("raw", block_size=block_size,
+                                         context=getattr(model, "context_features", False) is True)
         rr, cc = np.meshgrid(rows, cols, indexing="ij")
         rr, cc = rr.ravel(), cc.ravel()
         state = featurizer.prepare(image)

@@ -171,6 +171,34 @@ def test_cnn_model_params_are_checked_against_the_block_cnn():
         config_from_dict(raw)
 
 
+def test_cnn_context_features_set_the_raw_featurizer_or_must_agree_with_it():
+    pytest.importorskip("torch")
+    model = {"context_features": True, "channels": [4, 8]}
+    raw = {"tracks": [{"name": "cnn-ctx", "kind": "cnn", "params": {"model_params": model}}]}
+    cfg = config_from_dict(raw)
+    from gitract.evaluation import BlockTrackConfig
+
+    track = BlockTrackConfig.from_dict({"classifier": "cnn", "features": "raw",
+                                        **cfg.tracks[0].params})
+    assert track.make_featurizer().context is True  # derived from the model's key
+    raw["tracks"][0]["params"]["feature_params"] = {"context": False}
+    with pytest.raises(ValueError, match=r"tracks\[0\]\.params: feature_params\.context must "
+                                         r"agree with model_params\.context_features"):
+        config_from_dict(raw)
+    raw["tracks"][0]["params"]["feature_params"] = {"context": True}
+    assert config_from_dict(raw).tracks[0].params["feature_params"] == {"context": True}
+    raw["tracks"][0]["params"] = {"model_params": {"context_features": "yes"}}
+    with pytest.raises(ValueError, match=r"model_params\.context_features: must be a bool"):
+        config_from_dict(raw)
+    # the random forest on raw pixels + context (an ablation): its own featurizer key
+    rf = {"tracks": [{"name": "rf-33-raw-ctx", "kind": "blocks",
+                      "params": {"features": "raw", "feature_params": {"context": True}}}]}
+    assert config_from_dict(rf).tracks[0].params["feature_params"] == {"context": True}
+    rf["tracks"][0]["params"]["feature_params"] = {"context": "yes"}
+    with pytest.raises(ValueError, match=r"feature_params\.context: must be a bool"):
+        config_from_dict(rf)
+
+
 def test_a_number_yaml_reads_as_a_string_is_a_number():
     # PyYAML (YAML 1.1) reads 1e-3 as a string; the config takes it as the number it is.
     path_raw = _with("tracks.2.params.lr", "1e-3")

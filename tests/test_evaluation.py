@@ -233,6 +233,37 @@ def test_dense_cnn_track_trains_on_whole_slices_and_predicts(stacks, tmp_path):
         _config(training="dense")  # the random forest has no dense training
 
 
+@pytest.mark.parametrize("training", ["dense", "blocks"])
+def test_cnn_track_with_context_features(stacks, tmp_path, training):
+    pytest.importorskip("torch")
+    from gitract.features import context_names
+
+    params = {"channels": [4, 8], "hidden": 8, "max_steps": 30, "max_epochs": 2,
+              "crop_size": 16, "crops_per_step": 2, "lr": 1e-2, "device": "cpu",
+              "num_threads": 1, "context_features": True}
+    config = _config(classifier="cnn", features="raw", feature_params={}, training=training,
+                     block_size=15, model_params=params)
+    track = train_block_track(stacks[:3], config)
+    assert track.featurizer.context is True
+    assert track.model.n_features_in_ == 15 * 15 + len(context_names())
+    assert track.model.net_.n_context == len(context_names())
+    proba = track.predict_proba(stacks[4:])["case4_day1"]
+    assert proba.shape == (2, SIZE, SIZE, 3) and np.isfinite(proba).all()
+    loaded = load_block_track(save_block_track(track, tmp_path / "model"))
+    np.testing.assert_array_equal(loaded.predict_proba(stacks[4:])["case4_day1"], proba)
+    with pytest.raises(ValueError, match="feature_params.context"):
+        _config(classifier="cnn", features="raw", feature_params={"context": False},
+                training=training, block_size=15, model_params=params)
+
+
+def test_rf_on_raw_pixels_and_context(stacks):
+    config = _config(features="raw", feature_params={"context": True})
+    track = train_block_track(stacks[:3], config)
+    assert track.model.n_features_in_ == 81 + 15
+    proba = track.predict_proba(stacks[4:])["case4_day1"]
+    assert proba.shape == (2, SIZE, SIZE, 3)
+
+
 def test_max_train_slices_keeps_a_seeded_share_of_each_stack(stacks):
     from gitract.evaluation import training_rows
 

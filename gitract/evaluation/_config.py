@@ -25,7 +25,10 @@ class BlockTrackConfig:
     step : int
         Stride of the prediction grid (probability maps are interpolated in between).
     features : {"filters", "raw"}
-        Featurizer kind; ``feature_params`` go to ``make_featurizer``.
+        Featurizer kind; ``feature_params`` go to ``make_featurizer``. For the CNN the
+        raw featurizer's ``context`` follows ``model_params.context_features`` (the CNN
+        then reads the context columns the featurizer appends); written out, it must
+        agree.
     n_per_class : int
         Training blocks per organ class and slice (fewer when the organ is smaller).
     background_cap : int
@@ -101,6 +104,13 @@ class BlockTrackConfig:
             raise ValueError(f"features must be 'filters' or 'raw', got {self.features!r}")
         if self.classifier == "cnn" and self.features != "raw":
             raise ValueError(f"classifier 'cnn' needs features='raw', got {self.features!r}")
+        if self.classifier == "cnn" and "context" in dict(self.feature_params):
+            want = dict(self.model_params).get("context_features", False)
+            if dict(self.feature_params)["context"] != want:
+                raise ValueError(
+                    f"feature_params.context must agree with model_params.context_features "
+                    f"({want!r}) for classifier 'cnn' (it follows that key; leave it out), "
+                    f"got {dict(self.feature_params)['context']!r}")
         object.__setattr__(self, "threshold_grid", tuple(float(t) for t in self.threshold_grid))
         object.__setattr__(self, "min_sizes", tuple(int(s) for s in self.min_sizes))
         object.__setattr__(self, "feature_params", dict(self.feature_params))
@@ -125,7 +135,10 @@ class BlockTrackConfig:
         """The featurizer this config names."""
         from gitract.features import make_featurizer
 
-        return make_featurizer(self.features, block_size=self.block_size, **self.feature_params)
+        params = dict(self.feature_params)
+        if self.classifier == "cnn" and self.model_params.get("context_features", False):
+            params.setdefault("context", True)  # the CNN's X: pixels, then context columns
+        return make_featurizer(self.features, block_size=self.block_size, **params)
 
     def make_model(self):
         """An unfitted classifier (``make_rf`` / ``make_lgbm`` / the block CNN) seeded with

@@ -13,14 +13,24 @@ Two featurizers share one interface (``prepare`` / ``transform_prepared`` /
 
 Images are (H, W) float32 in [0, 1] (normalised per volume); ``X`` is float32.
 
-Submodules: ``_body`` (:func:`find_body`), ``_raw``, ``_filters`` and ``_make``
-(:func:`make_featurizer`). Private helpers are re-exported here for code that imports them
-from this module.
+:func:`context_maps` gives the body position and surrounding cell means (the ``pos_*`` /
+``ctx_*`` kind of feature) as dense maps, for the block CNN's head and for
+``RawBlockFeaturizer(context=True)``.
+
+Submodules: ``_body`` (:func:`find_body`), ``_context`` (:func:`context_maps`), ``_raw``,
+``_filters`` and ``_make`` (:func:`make_featurizer`). Private helpers are re-exported here
+for code that imports them from this module.
 """
 
 from __future__ import annotations
 
 from gitract.features._body import _EPS, BodyInfo, find_body  # noqa: F401
+from gitract.features._context import (
+    ContextPlanes,
+    context_maps,
+    context_names,
+    prepare_context,
+)
 from gitract.features._filters import FilterFeaturizer, _FilterState, _odd  # noqa: F401
 from gitract.features._make import FEATURIZER_KINDS, make_featurizer
 from gitract.features._raw import RawBlockFeaturizer
@@ -28,8 +38,12 @@ from gitract.features._raw import RawBlockFeaturizer
 __all__ = [
     "FEATURIZER_KINDS",
     "BodyInfo",
+    "ContextPlanes",
     "FilterFeaturizer",
     "RawBlockFeaturizer",
+    "context_maps",
+    "context_names",
     "find_body",
     "make_featurizer",
+    "prepare_context",
 ]

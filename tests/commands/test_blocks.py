@@ -124,6 +124,20 @@ def test_cnn_evaluate_dense_trains_by_steps_through_the_engine(phantom_dir, tmp_
     assert curve["step"].tolist() == [1, 2, 3] and curve["val_loss"].notna().all()
 
 
+@pytest.mark.parametrize("training", [["--dense", "--steps", "3"], ["--epochs", "1"]])
+def test_cnn_evaluate_with_context_features(phantom_dir, tmp_path, training):
+    run = tmp_path / "cnn-ctx"
+    assert main(["cnn", "evaluate", "--data", "kaggle", "--path", str(phantom_dir),
+                 "--block-size", "9", "--step", "8", "--n-per-class", "10",
+                 "--background-cap", "20", *training, "--param", "crop_size=16",
+                 "--param", "crops_per_step=2", "--param", "context_features=true",
+                 "--channels", "4,8", "--threads", "1", "--device", "cpu", "--every", "2",
+                 "--no-progress", "--out", str(run)]) == 0
+    track = _summary(run)["tracks"]["cnn-9"]
+    assert track["params"]["model_params"]["context_features"] is True
+    assert track["folds"][0]["test_cases"]
+
+
 @pytest.mark.parametrize("argv, where", [
     (["--block-size", "8"], "block_size"),
     (["--every", "0"], "slice_step"),

@@ -15,6 +15,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 from tqdm.auto import tqdm
 
+from gitract.features import context_maps, context_names
 from gitract.models._device import select_device
 from gitract.models.cnn._dense import fit_dense
 from gitract.models.cnn._dihedral import _augment, _augment_intensity
@@ -39,7 +40,8 @@ class BlockCNNClassifier(_PersistenceMixin, ClassifierMixin, BaseEstimator):
     Parameters
     ----------
     block_size : int, default=33
-        Odd side of the blocks; ``X`` has ``block_size**2`` features.
+        Odd side of the blocks; ``X`` has ``block_size**2`` features (plus the context
+        columns with ``context_features``).
     channels : sequence of int, default=(16, 32, 64)
         Convolution stages of :class:`SmallBlockCNN`.
     hidden : int, default=64
@@ -49,6 +51,14 @@ class BlockCNNClassifier(_PersistenceMixin, ClassifierMixin, BaseEstimator):
     centre_features : bool, default=False
         Also feed the head the centre of the last feature map (where in the block a
         pattern lies, which the global average alone blurs; see :class:`SmallBlockCNN`).
+    context_features : bool, default=False
+        Also feed the head the block's context (late fusion): its position in the body
+        and the means of the block-sized cells around it
+        (:func:`gitract.features.context_names`, K = 15 values), which a block's pixels
+        do not hold. :meth:`fit_dense` and :meth:`predict_proba_dense` compute them from
+        the slice; in :meth:`fit` / :meth:`predict_proba` they are the last K columns of
+        ``X`` (``RawBlockFeaturizer(context=True)``). Geometric augmentation turns the
+        block, not its context.
     max_epochs : int, default=20
         Upper bound on training epochs.
     batch_size : int, default=256
@@ -130,6 +140,7 @@ class BlockCNNClassifier(_PersistenceMixin, ClassifierMixin, BaseEstimator):
         hidden: int = 64,
         dropout: float = 0.3,
         centre_features: bool = False,
+        context_features: bool = False,
         max_epochs: int = 20,
         batch_size: int = 256,
         lr: float = 1e-3,
@@ -157,6 +168,7 @@ class BlockCNNClassifier(_PersistenceMixin, ClassifierMixin, BaseEstimator):
         self.hidden = hidden
         self.dropout = dropout
         self.centre_features = centre_features
+        self.context_features = context_features
         self.max_epochs = max_epochs
         self.batch_size = batch_size
         self.lr = lr
@@ -213,15 +225,26 @@ class BlockCNNClassifier(_PersistenceMixin, ClassifierMixin, BaseEstimator):
             raise ValueError(
                 f"class_weight must be 'balanced', a dict or None, got {self.class_weight!r}"
             )
+        if not isinstance(self.context_features, (bool, np.bool_)):
+            raise ValueError(f"context_features must be a bool, got {self.context_features!r}")
         if self.early_stopping_patience < 1:
             raise ValueError(
                 f"early_stopping_patience must be >= 1, got {self.early_stopping_patience!r}"
             )
 
+    @property
+    def _n_context(self) -> int:
+        """Context values per block (0 without ``context_features``)."""
+        return len(context_names()) if self.context_features else 0
+
     def _check_X(self, X, y=None, *, reset: bool, name: str = "X"):
-        """Validate blocks (n, bs*bs) or (n, bs, bs) -> float32 (n, bs*bs) (and ``y``)."""
-        bs = int(self.block_size)
+        """Validate blocks (n, bs*bs + K) or (n, bs, bs) -> float32 (n, bs*bs + K) (and
+        ``y``); K context columns with ``context_features``."""
+        bs, k = int(self.block_size), self._n_context
         shape = getattr(X, "shape", None)
+        if k and shape is not None and len(shape) == 3:
+            raise ValueError(f"{name} must be 2D (n, block_size**2 + {k}) with "
+                             f"context_features=True, got shape {tuple(shape)}")
         if shape is not None and len(shape) == 3 and not hasattr(X, "tocsr"):
             if tuple(shape[1:]) != (bs, bs):
                 raise ValueError(f"{name} blocks must be {bs}x{bs}, got shape {tuple(shape)}")
@@ -231,9 +254,10 @@ class BlockCNNClassifier(_PersistenceMixin, ClassifierMixin, BaseEstimator):
             X = validate_data(self, X, reset=reset, **kwargs)
         else:
             X, y = validate_data(self, X, y, reset=reset, **kwargs)
-        if X.shape[1] != bs * bs:
+        if X.shape[1] != bs * bs + k:
+            needs = f"{bs * bs}" if not k else f"{bs * bs} + {k} context columns"
             raise ValueError(
-                f"{name} has {X.shape[1]} features, but block_size={bs} needs {bs * bs}"
+                f"{name} has {X.shape[1]} features, but block_size={bs} needs {needs}"
             )
         return X if y is None else (X, y)
 
@@ -246,6 +270,7 @@ class BlockCNNClassifier(_PersistenceMixin, ClassifierMixin, BaseEstimator):
             hidden=int(self.hidden),
             dropout=float(self.dropout),
             centre_features=bool(self.centre_features),
+            n_context=self._n_context,
         )
 
     def fit(self, X, y, X_val=None, y_val=None) -> BlockCNNClassifier:
@@ -254,6 +279,8 @@ class BlockCNNClassifier(_PersistenceMixin, ClassifierMixin, BaseEstimator):
         Parameters
         ----------
         X : array-like of shape (n, block_size**2) or (n, block_size, block_size)
+            Raw blocks; with ``context_features`` (n, block_size**2 + K): the pixels, then
+            the block's context values.
         y : array-like of shape (n,)
         X_val, y_val : optional validation blocks; otherwise ``validation_fraction`` of
             ``X`` is held out (when at least one sample per side remains).
@@ -313,9 +340,9 @@ class BlockCNNClassifier(_PersistenceMixin, ClassifierMixin, BaseEstimator):
         opt = torch.optim.AdamW(net.parameters(), lr=float(self.lr), weight_decay=float(self.weight_decay))
         use_amp = bool(self.amp) and dev.type == "cuda"
         scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-        bs = int(self.block_size)
+        bs, n_px = int(self.block_size), int(self.block_size) ** 2
         rows = X_tr.rows if isinstance(X_tr, _Rows) else None
-        Xt = torch.from_numpy(X_tr.X if rows is not None else X_tr).reshape(-1, 1, bs, bs)
+        Xt = torch.from_numpy(X_tr.X if rows is not None else X_tr)
         rows_t = None if rows is None else torch.from_numpy(rows)
         yt = torch.from_numpy(y_tr.astype(np.int64))
         history: dict[str, list[float]] = {"train_loss": [], "val_loss": []}
@@ -330,7 +357,10 @@ class BlockCNNClassifier(_PersistenceMixin, ClassifierMixin, BaseEstimator):
                 idx = perm[start : start + int(self.batch_size)]
                 if len(idx) < 2 and len(perm) >= 2:
                     continue  # a lone last sample would give batch norm a 1-sample batch
-                xb = Xt[idx if rows_t is None else rows_t[idx]]
+                batch = Xt[idx if rows_t is None else rows_t[idx]]
+                # Only the pixels are augmented: the context stays the block's own.
+                xb = batch[:, :n_px].reshape(-1, 1, bs, bs)
+                cb = batch[:, n_px:].to(dev, non_blocking=True) if self._n_context else None
                 if self.augment:
                     xb = _augment(xb, gen)
                 if self.intensity_augment:
@@ -338,7 +368,7 @@ class BlockCNNClassifier(_PersistenceMixin, ClassifierMixin, BaseEstimator):
                 xb, yb = xb.to(dev, non_blocking=True), yt[idx].to(dev, non_blocking=True)
                 opt.zero_grad(set_to_none=True)
                 with torch.autocast("cuda", dtype=torch.float16, enabled=use_amp):
-                    loss = loss_fn(net(xb), yb)
+                    loss = loss_fn(net(xb, cb), yb)
                 scaler.scale(loss).backward()
                 scaler.step(opt)
                 scaler.update()
@@ -378,6 +408,10 @@ class BlockCNNClassifier(_PersistenceMixin, ClassifierMixin, BaseEstimator):
         of the slices (seeded) is held out: a fixed set of crops whose loss is recorded
         ``N_EVALUATIONS`` times, the best point's weights are kept.
 
+        With ``context_features`` each slice's context
+        (:func:`gitract.features.context_maps`) is computed here, on the whole slice,
+        and cropped with its labels.
+
         Parameters
         ----------
         images : sequence of ndarray of shape (H, W)
@@ -402,14 +436,16 @@ class BlockCNNClassifier(_PersistenceMixin, ClassifierMixin, BaseEstimator):
         return float(loss_fn(logits, torch.from_numpy(y.astype(np.int64)).to(logits.device)))
 
     def _logits(self, net, X: NDArray[np.float32]) -> torch.Tensor:
-        bs = int(self.block_size)
+        bs, n_px = int(self.block_size), int(self.block_size) ** 2
         # Chunks of at most 256 blocks: the first layers' activations of a larger chunk
         # (16+ channels x block pixels) would outweigh the whole training sample.
         step = max(int(self.batch_size), 256)
         out = []
         for start in range(0, X.shape[0], step):
-            xb = torch.from_numpy(X[start : start + step]).reshape(-1, 1, bs, bs)
-            out.append(net(xb.to(self.device_)))
+            chunk = torch.from_numpy(X[start : start + step])
+            xb = chunk[:, :n_px].reshape(-1, 1, bs, bs)
+            cb = chunk[:, n_px:].to(self.device_) if self._n_context else None
+            out.append(net(xb.to(self.device_), cb))
         return torch.cat(out)
 
     # ------------------------------------------------------------------ inference
@@ -433,7 +469,8 @@ class BlockCNNClassifier(_PersistenceMixin, ClassifierMixin, BaseEstimator):
         Parameters
         ----------
         image : ndarray of shape (H, W)
-            Float image (cast to float32), padded by reflection like the blocks.
+            Float image (cast to float32), padded by reflection like the blocks (with
+            ``context_features`` its context maps are computed from it).
 
         Returns
         -------
@@ -450,11 +487,17 @@ class BlockCNNClassifier(_PersistenceMixin, ClassifierMixin, BaseEstimator):
         pad = int(self.block_size) // 2
         # numpy's "reflect" (no edge repeat) matches the block extraction and, unlike
         # torch's reflect pad, also works when the image is smaller than the padding.
-        padded = np.pad(image.astype(np.float32, copy=False), pad, mode="reflect")
+        image = image.astype(np.float32, copy=False)
+        padded = np.pad(image, pad, mode="reflect")
+        context = None
+        if self._n_context:
+            context = torch.from_numpy(context_maps(image, int(self.block_size)))[None]
         with _torch_threads(self.num_threads), torch.inference_mode():
             dense = self._dense_net()
             x = torch.from_numpy(padded)[None, None].to(self.device_)
-            proba = torch.softmax(dense(x)[0].float(), dim=0)
+            if context is not None:
+                context = context.to(self.device_)
+            proba = torch.softmax(dense(x, context)[0].float(), dim=0)
             out = proba.permute(1, 2, 0).contiguous().cpu().numpy()
         return out.astype(np.float32, copy=False)
 

@@ -11,7 +11,11 @@ unchanged.
 
 The sample is a list of whole normalised slices and their label maps (the caller caps
 how many, see ``BlockTrackConfig.max_train_slices``); crops are cut, padded by
-reflection like the blocks at inference, and augmented on the fly.
+reflection like the blocks at inference, and augmented on the fly. With
+``context_features`` each slice also keeps its :class:`~gitract.features.ContextPlanes`
+(computed on the slice before any augmentation), read out as maps at each crop's
+centres; flips and turns move them with the labels, so every centre keeps the context of
+the block centred there (where it lies in the body), while its pixels turn.
 """
 
 from __future__ import annotations
@@ -84,7 +88,9 @@ def augment_pair(
     *,
     dihedral: bool = True,
     intensity: bool = True,
-) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
+    context: NDArray[np.floating] | None = None,
+) -> tuple[NDArray[np.float32], NDArray[np.int64]] | tuple[
+        NDArray[np.float32], NDArray[np.int64], NDArray[np.float32]]:
     """Randomly transform a padded crop and its label map together.
 
     Parameters
@@ -99,20 +105,30 @@ def augment_pair(
         the label at each position stays the class of the block centred there).
     intensity : bool
         Gamma, contrast, brightness and Gaussian noise on the image only.
+    context : ndarray of shape (K, L, L), optional
+        Context maps of the centres of ``labels``: they move with the labels (same
+        geometric transform, values unchanged) and are returned third.
 
     Returns
     -------
     crop : ndarray of shape (L + 2p, L + 2p), float32
     labels : ndarray of shape (L, L), int64
-        New arrays; the inputs are not modified.
+    context : ndarray of shape (K, L, L), float32
+        Only when ``context`` is given. New arrays; the inputs are not modified.
     """
     crop = np.asarray(crop, dtype=np.float32)
     labels = np.asarray(labels, dtype=np.int64)
+    if context is not None:
+        context = np.asarray(context, dtype=np.float32)
     if dihedral:
         k = int(gen.integers(4))
         crop, labels = np.rot90(crop, k), np.rot90(labels, k)
+        if context is not None:
+            context = np.rot90(context, k, axes=(-2, -1))
         if gen.random() < 0.5:
             crop, labels = crop[:, ::-1], labels[:, ::-1]
+            if context is not None:
+                context = context[..., ::-1]
     crop = np.ascontiguousarray(crop, dtype=np.float32)
     labels = np.ascontiguousarray(labels)
     if intensity:
@@ -122,6 +138,8 @@ def augment_pair(
         crop = crop + np.float32(gen.uniform(-BRIGHTNESS, BRIGHTNESS))
         sd = gen.uniform(0.0, NOISE_SD)
         crop = crop + (sd * gen.standard_normal(crop.shape)).astype(np.float32)
+    if context is not None:
+        return crop.astype(np.float32, copy=False), labels, np.ascontiguousarray(context)
     return crop.astype(np.float32, copy=False), labels
 
 
@@ -150,7 +168,9 @@ def affine_pair(
     margin: int,
     max_rotation: float,
     max_scale: float,
-) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
+    context: NDArray[np.floating] | None = None,
+) -> tuple[NDArray[np.float32], NDArray[np.int64]] | tuple[
+        NDArray[np.float32], NDArray[np.int64], NDArray[np.float32]]:
     """Rotate and scale a padded crop and its label map together about their centre.
 
     The angle is uniform in ``[-max_rotation, max_rotation]`` degrees and the zoom
@@ -171,11 +191,16 @@ def affine_pair(
         Degrees.
     max_scale : float
         In [0, 1).
+    context : ndarray of shape (K, L + 2m, L + 2m), optional
+        Context maps of the centres of ``labels``: resampled linearly like the image, at
+        the labels' positions, and returned third.
 
     Returns
     -------
     crop : ndarray of shape (L + 2p, L + 2p), float32
     labels : ndarray of shape (L, L), int64
+    context : ndarray of shape (K, L, L), float32
+        Only when ``context`` is given.
     """
     from scipy.ndimage import affine_transform
 
@@ -195,7 +220,10 @@ def affine_pair(
 
     out = warp(np.asarray(crop, dtype=np.float32), 1, 0.0).astype(np.float32, copy=False)
     lab = warp(np.asarray(labels, dtype=np.int64), 0, IGNORE).astype(np.int64, copy=False)
-    return out, lab
+    if context is None:
+        return out, lab
+    maps = np.stack([warp(np.asarray(plane, dtype=np.float32), 1, 0.0) for plane in context])
+    return out, lab, maps.astype(np.float32, copy=False)
 
 
 @dataclass
@@ -206,10 +234,14 @@ class DenseSample:
     ----------
     images : list of ndarray (H, W) float32
     labels : list of ndarray (H, W) int8
+    context : list of ContextPlanes, optional
+        Each slice's context (:func:`gitract.features.prepare_context`); crops then come
+        with their context maps (K, L, L), a third array.
     """
 
     images: list[NDArray[np.float32]]
     labels: list[NDArray[np.int8]]
+    context: list | None = None
 
     def __post_init__(self) -> None:
         # Organ pixels per slice (flat indices), for crops centred on an organ.
@@ -221,7 +253,7 @@ class DenseSample:
     def crop(self, s: int, row: int, col: int, *, crop_size: int, pad: int):
         """The crop of slice ``s`` whose centres are the ``crop_size`` square around
         (row, col) (moved inside the slice), padded by ``pad`` by reflection; centres
-        outside a slice smaller than the crop are labelled ``IGNORE``."""
+        outside a slice smaller than the crop are labelled ``IGNORE`` (context 0)."""
         image, labels = self.images[s], self.labels[s]
         h, w = image.shape
         r0 = int(np.clip(row - crop_size // 2, 0, max(h - crop_size, 0)))
@@ -231,7 +263,12 @@ class DenseSample:
         out = np.full((crop_size, crop_size), IGNORE, np.int64)
         part = labels[r0 : r0 + crop_size, c0 : c0 + crop_size]
         out[: part.shape[0], : part.shape[1]] = part
-        return image[np.ix_(rows, cols)], out
+        if self.context is None:
+            return image[np.ix_(rows, cols)], out
+        planes = self.context[s]
+        context = np.zeros((planes.n_features, crop_size, crop_size), np.float32)
+        context[:, : part.shape[0], : part.shape[1]] = planes.window(r0, c0, *part.shape)
+        return image[np.ix_(rows, cols)], out, context
 
     def draw(self, gen: np.random.Generator, *, crop_size: int, pad: int,
              foreground_fraction: float):
@@ -250,24 +287,30 @@ class DenseSample:
               foreground_fraction: float, dihedral: bool = False, intensity: bool = False,
               max_rotation: float = 0.0, max_scale: float = 0.0):
         """``n`` augmented crops: (n, 1, L + 2 pad, L + 2 pad) float32 and (n, L, L)
-        int64 tensors (a rotation / scaling, when asked, before the flips and turns)."""
+        int64 tensors (with ``context``: and (n, K, L, L) float32 context maps); a
+        rotation / scaling, when asked, comes before the flips and turns."""
         margin = affine_margin(crop_size + 2 * pad, max_rotation, max_scale)
-        xs, ys = [], []
+        xs, ys, cs = [], [], []
         for _ in range(n):
-            crop, labels = self.draw(gen, crop_size=crop_size + 2 * margin, pad=pad,
-                                     foreground_fraction=foreground_fraction)
+            crop, labels, *context = self.draw(gen, crop_size=crop_size + 2 * margin, pad=pad,
+                                               foreground_fraction=foreground_fraction)
             if margin:
-                crop, labels = affine_pair(crop, labels, gen, margin=margin,
-                                           max_rotation=max_rotation, max_scale=max_scale)
-            crop, labels = augment_pair(crop, labels, gen, dihedral=dihedral,
-                                        intensity=intensity)
+                crop, labels, *context = affine_pair(
+                    crop, labels, gen, margin=margin, max_rotation=max_rotation,
+                    max_scale=max_scale, context=context[0] if context else None)
+            crop, labels, *context = augment_pair(
+                crop, labels, gen, dihedral=dihedral, intensity=intensity,
+                context=context[0] if context else None)
             xs.append(crop)
             ys.append(labels)
-        return torch.from_numpy(np.stack(xs)[:, None]), torch.from_numpy(np.stack(ys))
+            cs += context
+        out = torch.from_numpy(np.stack(xs)[:, None]), torch.from_numpy(np.stack(ys))
+        return (*out, torch.from_numpy(np.stack(cs))) if cs else out
 
 
 def dense_loss(net, x: torch.Tensor, y: torch.Tensor, *,
-               weight: torch.Tensor | None = None) -> torch.Tensor:
+               weight: torch.Tensor | None = None,
+               context: torch.Tensor | None = None) -> torch.Tensor:
     """Class-weighted cross-entropy over every centre of padded crops.
 
     Parameters
@@ -277,6 +320,8 @@ def dense_loss(net, x: torch.Tensor, y: torch.Tensor, *,
     y : tensor of shape (N, L, L), int64
         Class index of the block centred at each position, ``IGNORE`` to leave it out.
     weight : tensor of shape (n_classes,), optional
+    context : tensor of shape (N, K, L, L), optional
+        Context maps of the centres (a net with ``n_context = K``).
 
     Returns
     -------
@@ -284,7 +329,7 @@ def dense_loss(net, x: torch.Tensor, y: torch.Tensor, *,
         ``sum(w[y] * ce) / sum(w[y])`` over the counted centres: the value
         ``torch.nn.CrossEntropyLoss(weight)`` gives on those blocks cut out one by one.
     """
-    logits = net.forward_dense(x)
+    logits = net.forward_dense(x, context)
     return torch.nn.functional.cross_entropy(logits.float(), y, weight=weight,
                                              ignore_index=IGNORE)
 
@@ -336,10 +381,11 @@ def train_dense(model, train: DenseSample, val: DenseSample | None, n_classes: i
         for group in opt.param_groups:
             group["lr"] = lr_at(step / n_steps, lr=float(model.lr),
                                 warmup_fraction=WARMUP_FRACTION)
-        x, y = train.batch(train_gen, per_step, dihedral=bool(model.augment),
-                           intensity=bool(model.intensity_augment),
-                           max_rotation=float(model.max_rotation),
-                           max_scale=float(model.max_scale), **options)
+        x, y, *context = train.batch(train_gen, per_step, dihedral=bool(model.augment),
+                                     intensity=bool(model.intensity_augment),
+                                     max_rotation=float(model.max_rotation),
+                                     max_scale=float(model.max_scale), **options)
+        context = context[0].to(dev, non_blocking=True) if context else None
         if float(model.background_fraction) < 1.0:
             drop = torch.rand(y.shape, generator=mask_gen) >= float(model.background_fraction)
             y = torch.where((y == 0) & drop, torch.full_like(y, IGNORE), y)
@@ -347,7 +393,7 @@ def train_dense(model, train: DenseSample, val: DenseSample | None, n_classes: i
             x, y = x.to(dev, non_blocking=True), y.to(dev, non_blocking=True)
             opt.zero_grad(set_to_none=True)
             with torch.autocast("cuda", dtype=torch.float16, enabled=use_amp):
-                loss = dense_loss(net, x, y, weight=weight)
+                loss = dense_loss(net, x, y, weight=weight, context=context)
             scaler.scale(loss).backward()
             scaler.step(opt)
             scaler.update()
@@ -376,11 +422,12 @@ def train_dense(model, train: DenseSample, val: DenseSample | None, n_classes: i
 def _val_loss(net, batch, weight, dev, chunk: int) -> float:
     """Weighted mean loss over all counted centres of the fixed validation crops."""
     net.eval()
-    x, y = batch
+    x, y, *context = batch
     num, den = 0.0, 0.0
     for start in range(0, len(x), chunk):
         xb, yb = x[start : start + chunk].to(dev), y[start : start + chunk].to(dev)
-        logits = net.forward_dense(xb).float()
+        cb = context[0][start : start + chunk].to(dev) if context else None
+        logits = net.forward_dense(xb, cb).float()
         ce = torch.nn.functional.cross_entropy(logits, yb, reduction="none", ignore_index=IGNORE)
         keep = yb != IGNORE
         w = weight[yb.clamp(min=0)] if weight is not None else torch.ones_like(ce)
@@ -408,7 +455,7 @@ def fit_dense(model, images, labels) -> None:
     model.classes_ = np.unique(np.concatenate([np.unique(lab) for lab in labels]))
     if len(model.classes_) < 2:
         raise ValueError(f"labels hold a single class {model.classes_.tolist()}")
-    model.n_features_in_ = int(model.block_size) ** 2
+    model.n_features_in_ = int(model.block_size) ** 2 + model._n_context
     index = [np.searchsorted(model.classes_, lab).astype(np.int8) for lab in labels]
     rng = check_random_state(model.random_state)
     seed = int(rng.integers(2**63 - 1))
@@ -416,8 +463,15 @@ def fit_dense(model, images, labels) -> None:
     order = rng.permutation(len(images))
     if n_val < 1 or len(images) - n_val < 1:
         n_val = 0
-    train = DenseSample([images[i] for i in order[n_val:]], [index[i] for i in order[n_val:]])
-    val = DenseSample([images[i] for i in order[:n_val]], [index[i] for i in order[:n_val]])
+    context = None
+    if model._n_context:
+        from gitract.features import prepare_context
+
+        # Planes of the whole, un-augmented slice (its body and cell means), once each.
+        context = [prepare_context(im, int(model.block_size)) for im in images]
+    train, val = (DenseSample([images[i] for i in part], [index[i] for i in part],
+                              None if context is None else [context[i] for i in part])
+                  for part in (order[n_val:], order[:n_val]))
     model.device_ = select_device(model.device)
     cuda_devices = [model.device_] if model.device_.type == "cuda" else []
     with _torch_threads(model.num_threads), torch.random.fork_rng(devices=cuda_devices):

@@ -12,6 +12,10 @@ With ``centre_features=True`` the head also gets the mean of the final map's cen
 (its middle pixel, or middle 2x2 when the side is even): the global average alone tells
 little about *where* in the block a pattern is, so it blurs organ borders by up to half
 a block.
+With ``n_context > 0`` the head also gets a vector of per-block context values (late
+fusion; :func:`gitract.features.context_maps`: where the block lies in the body and the
+means of the block-sized cells around it), which no receptive field of raw pixels holds.
+The head's input is ``[global mean, centre mean (centre_features), context]``.
 
 With the default three stages:
 
@@ -28,6 +32,8 @@ mode, dropout) in the "a trous" form described below, on an image padded by
 ``block_size // 2``: it returns the logits of the block centred at every pixel and is
 differentiable, so one forward/backward pass over a slice (or a large crop of it) trains
 on every block centred in it. The trained weights then serve ``to_dense`` unchanged.
+Context values come as maps (N, n_context, H, W) aligned with the output grid (the
+unpadded centres) and join the pooled features as extra channels before the head.
 
 Dense inference (``to_dense``)
 ------------------------------
@@ -117,13 +123,22 @@ class SmallBlockCNN(nn.Module):
     centre_features : bool, default=False
         Feed the head the final map's centre mean besides its global mean (twice the
         head's input width).
+    n_context : int, default=0
+        Length of the context vector given to ``forward`` (maps to ``forward_dense``)
+        and appended to the head's input; 0: none (the net takes no context).
 
     Examples
     --------
     >>> net = SmallBlockCNN(33, channels=(4, 8, 8), hidden=8).eval()
     >>> tuple(net(torch.zeros(2, 1, 33, 33)).shape)
     (2, 4)
+    >>> net = SmallBlockCNN(33, channels=(4, 8, 8), hidden=8, n_context=3).eval()
+    >>> tuple(net(torch.zeros(2, 1, 33, 33), torch.zeros(2, 3)).shape)
+    (2, 4)
     """
+
+    #: Class default: a net unpickled from before the parameter existed has no context.
+    n_context: int = 0
 
     def __init__(
         self,
@@ -135,14 +150,18 @@ class SmallBlockCNN(nn.Module):
         dropout: float = 0.3,
         batch_norm: bool = True,
         centre_features: bool = False,
+        n_context: int = 0,
     ) -> None:
         super().__init__()
+        if isinstance(n_context, bool) or not isinstance(n_context, int) or n_context < 0:
+            raise ValueError(f"n_context must be an int >= 0, got {n_context!r}")
         channels = tuple(int(c) for c in channels)
         self.plan = plan_block_cnn(block_size, len(channels))
         self.block_size = block_size
         self.n_classes = int(n_classes)
         self.final_size = self.plan[-1][2]
         self.centre_features = bool(centre_features)
+        self.n_context = n_context
         layers: list[nn.Module] = []
         c_in, stage = 1, 0
         for kind, kernel, _ in self.plan:
@@ -157,14 +176,15 @@ class SmallBlockCNN(nn.Module):
                 layers.append(nn.MaxPool2d(kernel, stride=2))
         self.features = nn.Sequential(*layers)
         self.head = nn.Sequential(
-            nn.Linear(c_in * (2 if self.centre_features else 1), hidden),
+            nn.Linear(c_in * (2 if self.centre_features else 1) + n_context, hidden),
             nn.ReLU(inplace=True),
             nn.Dropout(dropout),
             nn.Linear(hidden, self.n_classes),
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits (N, n_classes) of blocks ``x`` (N, 1, block_size, block_size)."""
+    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits (N, n_classes) of blocks ``x`` (N, 1, block_size, block_size), with
+        their ``context`` (N, n_context) when ``n_context > 0``."""
         if x.shape[-2:] != (self.block_size, self.block_size):
             raise ValueError(
                 f"blocks must be {self.block_size}x{self.block_size}, got {tuple(x.shape)}"
@@ -175,15 +195,18 @@ class SmallBlockCNN(nn.Module):
             size, at = _centre_window(self.final_size)
             centre = feats[..., at : at + size, at : at + size].mean(dim=(-2, -1))
             pooled = torch.cat([pooled, centre], dim=1)
-        return self.head(pooled)
+        return self.head(_join_context(self.n_context, pooled, context))
 
-    def forward_dense(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_dense(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
         """Logits (N, n_classes, H, W) of the block centred at every pixel, trainable.
 
         Parameters
         ----------
         x : tensor of shape (N, 1, H + block_size - 1, W + block_size - 1)
             The image padded by ``block_size // 2`` on each side.
+        context : tensor of shape (N, n_context, H, W), optional
+            Needed when ``n_context > 0``: the context values of the block centred at
+            each (unpadded) pixel.
 
         Returns
         -------
@@ -208,7 +231,7 @@ class SmallBlockCNN(nn.Module):
                 dilation *= mod.stride if isinstance(mod.stride, int) else mod.stride[0]
             else:  # batch norm (per channel, any map size) and ReLU work as they are
                 x = mod(x)
-        x = _head_pool(self, dilation, trainable=True)(x)
+        x = _join_context(self.n_context, _head_pool(self, dilation, trainable=True)(x), context)
         for mod in self.head:  # dense layers as 1x1 convolutions; ReLU, dropout per element
             if isinstance(mod, nn.Linear):
                 x = nn.functional.conv2d(x, mod.weight[:, :, None, None], mod.bias)
@@ -219,6 +242,22 @@ class SmallBlockCNN(nn.Module):
     def to_dense(self) -> DenseBlockCNN:
         """The fully convolutional twin of this net (see :func:`to_dense`)."""
         return to_dense(self)
+
+
+def _join_context(n_context: int, pooled: torch.Tensor,
+                  context: torch.Tensor | None) -> torch.Tensor:
+    """The head's input: ``pooled`` (N, C[, H, W]) and ``context`` (N, n_context[, H, W])
+    concatenated along the channels; checks that a context comes exactly when expected."""
+    if n_context == 0:
+        if context is not None:
+            raise ValueError("context given to a net built with n_context=0")
+        return pooled
+    want = (pooled.shape[0], n_context, *pooled.shape[2:])
+    if context is None or tuple(context.shape) != want:
+        got = None if context is None else tuple(context.shape)
+        raise ValueError(f"context must have shape {want} (N, n_context"
+                         f"{', H, W' if pooled.ndim == 4 else ''}), got {got}")
+    return torch.cat([pooled, context.to(device=pooled.device, dtype=pooled.dtype)], dim=1)
 
 
 def _window_reduce(x: torch.Tensor, size: int, step: int, dim: int, op) -> torch.Tensor:
@@ -362,29 +401,35 @@ def _fold_conv(conv: nn.Conv2d, bn: nn.BatchNorm2d | None, dilation: int) -> nn.
 class DenseBlockCNN(nn.Module):
     """Fully convolutional twin of a :class:`SmallBlockCNN` (build it with :func:`to_dense`).
 
-    ``forward(x)`` takes (N, 1, H + block_size - 1, W + block_size - 1), the image padded by
-    ``block_size // 2`` on each side, and returns (N, n_classes, H, W): the logits of the
-    block centred at every pixel of the unpadded image.
+    ``forward(x, context=None)`` takes (N, 1, H + block_size - 1, W + block_size - 1), the
+    image padded by ``block_size // 2`` on each side (and, when ``n_context > 0``, the
+    context maps (N, n_context, H, W) of the unpadded centres), and returns
+    (N, n_classes, H, W): the logits of the block centred at every pixel of the unpadded
+    image. ``body`` ends with the pooling that feeds the head; ``head`` holds the
+    per-pixel dense layers (the context joins between the two).
     """
 
-    def __init__(self, body: nn.Sequential, block_size: int, n_classes: int) -> None:
+    def __init__(self, body: nn.Sequential, block_size: int, n_classes: int, *,
+                 head: nn.Sequential | None = None, n_context: int = 0) -> None:
         super().__init__()
         self.body = body
+        self.head = nn.Sequential() if head is None else head
         self.block_size = block_size
         self.n_classes = n_classes
+        self.n_context = int(n_context)
 
     @property
     def pad(self) -> int:
         """Padding to add on each side of the image."""
         return self.block_size // 2
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
         if x.shape[-1] < self.block_size or x.shape[-2] < self.block_size:
             raise ValueError(
                 f"padded input must be at least {self.block_size}x{self.block_size}, "
                 f"got {tuple(x.shape)}"
             )
-        return self.body(x)
+        return self.head(_join_context(self.n_context, self.body(x), context))
 
 
 def to_dense(net: SmallBlockCNN) -> DenseBlockCNN:
@@ -407,6 +452,9 @@ def to_dense(net: SmallBlockCNN) -> DenseBlockCNN:
     >>> dense = to_dense(net)
     >>> tuple(dense(torch.zeros(1, 1, 40 + 32, 50 + 32)).shape)
     (1, 4, 40, 50)
+    >>> net = SmallBlockCNN(33, channels=(4, 8, 8), hidden=8, n_context=2).eval()
+    >>> tuple(to_dense(net)(torch.zeros(1, 1, 72, 82), torch.zeros(1, 2, 40, 50)).shape)
+    (1, 4, 40, 50)
     """
     if not isinstance(net, SmallBlockCNN):
         raise TypeError(f"net must be a SmallBlockCNN, got {type(net).__name__}")
@@ -428,15 +476,17 @@ def to_dense(net: SmallBlockCNN) -> DenseBlockCNN:
         else:  # pragma: no cover - SmallBlockCNN builds only the layers above
             raise TypeError(f"cannot densify layer {mod!r}")
     layers.append(_head_pool(net, dilation))
+    head: list[nn.Module] = []
     for mod in net.head:
         if isinstance(mod, nn.Linear):
-            layers.append(_PixelLinear(mod))
+            head.append(_PixelLinear(mod))
         elif isinstance(mod, nn.ReLU):
-            layers.append(nn.ReLU(inplace=True))
+            head.append(nn.ReLU(inplace=True))
         elif isinstance(mod, nn.Dropout):
             continue
         else:  # pragma: no cover
             raise TypeError(f"cannot densify head layer {mod!r}")
     ref = next(net.parameters())
-    dense = DenseBlockCNN(nn.Sequential(*layers), net.block_size, net.n_classes)
+    dense = DenseBlockCNN(nn.Sequential(*layers), net.block_size, net.n_classes,
+                          head=nn.Sequential(*head), n_context=net.n_context)
     return dense.to(device=ref.device, dtype=ref.dtype).eval()
