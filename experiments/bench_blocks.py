@@ -30,7 +30,13 @@ from pathlib import Path
 
 import numpy as np
 
-from gitract.blocks import block_view, dominant_labels, extract_blocks, grid_centres, sample_block_centres
+from gitract.blocks import (
+    block_view,
+    dominant_labels,
+    extract_blocks,
+    grid_centres,
+    sample_block_centres,
+)
 from gitract.features import make_featurizer
 from gitract.models.pipelines import make_lgbm, make_rf
 from gitract.paths import reports_dir
@@ -84,7 +90,8 @@ def bench_extraction(image: np.ndarray, repeats: int, seed: int) -> dict:
     for block_size in (33, 63):
         n = 50_000 if block_size == 33 else 10_000
         rows, cols = gen.integers(0, SHAPE[0], n), gen.integers(0, SHAPE[1], n)
-        t = _median_time(lambda bs=block_size: extract_blocks(image, rows, cols, block_size=bs), repeats)
+        t = _median_time(lambda bs=block_size, r=rows, c=cols: extract_blocks(image, r, c, block_size=bs),
+                         repeats)
         out[f"extract_blocks_{block_size}_per_s"] = n / t
         n_view = SHAPE[0] * SHAPE[1]
         t = _median_time(lambda bs=block_size: block_view(image, block_size=bs, step=1), repeats)

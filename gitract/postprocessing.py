@@ -44,6 +44,8 @@ __all__ = [
 
 #: Default threshold candidates of :func:`tune_thresholds`.
 DEFAULT_GRID: NDArray[np.float64] = np.round(np.linspace(0.05, 0.95, 19), 10)
+#: The default metric conventions (frozen, so one shared instance serves as a default).
+DEFAULT_CONVENTIONS = MetricConventions()
 
 #: 8-connectivity in the slice plane.
 _STRUCTURE_2D = np.ones((3, 3), dtype=bool)
@@ -277,7 +279,7 @@ def sweep_statistics(
     *,
     grid: Sequence[float] = DEFAULT_GRID,
     min_sizes: Sequence[int] = (0,),
-    conventions: MetricConventions = MetricConventions(),
+    conventions: MetricConventions = DEFAULT_CONVENTIONS,
     pool_factor: int = 1,
 ) -> pd.DataFrame:
     """What threshold tuning needs from one validation volume, as sums (a few hundred rows).
@@ -353,7 +355,7 @@ def tune_thresholds(
     *,
     grid: Sequence[float] = DEFAULT_GRID,
     min_sizes: Sequence[int] = (0,),
-    conventions: MetricConventions = MetricConventions(),
+    conventions: MetricConventions = DEFAULT_CONVENTIONS,
     hausdorff_max_side: int | None = 128,
 ) -> ThresholdTuning:
     """Choose per-class thresholds (and min component sizes) maximising the score.

@@ -159,7 +159,7 @@ class BlockTrack:
 
 def train_block_track(
     train_stacks: Sequence[SliceStack],
-    config: BlockTrackConfig = BlockTrackConfig(),
+    config: BlockTrackConfig | None = None,
     *,
     cache: dict | None = None,
 ) -> BlockTrack:
@@ -172,7 +172,8 @@ def train_block_track(
     ----------
     train_stacks : list of SliceStack
         Labelled stacks of the training cases.
-    config : BlockTrackConfig
+    config : BlockTrackConfig, optional
+        None: ``BlockTrackConfig()``.
     cache : dict, optional
         Keeps per-slice features for later calls (see the module notes).
 
@@ -186,6 +187,8 @@ def train_block_track(
     ValueError
         No stacks, unlabelled stacks, mixed classes, or a single label overall.
     """
+    if config is None:
+        config = BlockTrackConfig()
     featurizer = config.make_featurizer()
     parts, keys, classes = [], [], None
     n_slices = sum(s.n_slices for s in train_stacks)
