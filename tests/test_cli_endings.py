@@ -278,8 +278,11 @@ def test_ctrl_c_ends_in_one_line_and_the_same_command_resumes(tmp_path, monkeypa
     # then waits: the interrupt lands mid-run however loaded the machine is (waiting for a
     # step's file and signalling raced the rest of the tiny run on a busy machine).
     ready = tmp_path / "aggregating"
+    # The child restores Python's Ctrl-C handler: started from a non-interactive shell's
+    # background job (nohup ... &) it would inherit SIGINT ignored and never see the signal.
     child = (
-        "import sys, time\n"
+        "import signal, sys, time\n"
+        "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
         "from pathlib import Path\n"
         "import gitract.compare._run as run\n"
         "original = run.aggregate_run\n"
@@ -293,12 +296,17 @@ def test_ctrl_c_ends_in_one_line_and_the_same_command_resumes(tmp_path, monkeypa
     proc = subprocess.Popen([sys.executable, "-c", child, *argv], env=dict(os.environ),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     first = out / "steps" / "fold0" / "rf" / "eval" / "done.json"
-    deadline = time.monotonic() + 300
-    while not ready.is_file() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert ready.is_file() and first.is_file(), proc.communicate(timeout=60)
-    proc.send_signal(signal.SIGINT)  # every step is done, the summary not yet written
-    _, err = proc.communicate(timeout=120)
+    try:
+        deadline = time.monotonic() + 300
+        while not ready.is_file() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert ready.is_file() and first.is_file(), proc.communicate(timeout=60)
+        proc.send_signal(signal.SIGINT)  # every step is done, the summary not yet written
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:  # a failed wait leaves no child behind
+            proc.kill()
+            proc.communicate()
     assert proc.returncode == 130, err
     assert "Traceback" not in err
     assert err.strip().splitlines() == [
