@@ -107,3 +107,28 @@ def test_raw_featurizer_appends_context(body_slice):
         featurizer.transform_prepared(plain.prepare(body_slice), rows, cols)
     with pytest.raises(ValueError, match="context must be a bool"):
         RawBlockFeaturizer(context="yes")
+
+
+def test_context_maps_on_a_real_slice_agree_with_the_forest_features(uwmgi_dir):
+    # A real 512 px UW-Madison slice: the body outline, the position values and the
+    # cell means the CNN gets are the ones rf-33's features read at the same centres.
+    from gitract.data.index import index_dataset
+    from gitract.evaluation import normalize_stack
+
+    index = index_dataset("uwmgi_derived", str(uwmgi_dir))
+    stack = index.read(index.keys()[0])
+    image = normalize_stack(stack)[0]
+    maps = context_maps(image, 33)
+    featurizer = FilterFeaturizer(block_size=33, sigmas=(2.0,))
+    rows, cols = grid_centres(image.shape, step=37)
+    X = featurizer.transform(image, rows, cols)
+    column = {name: k for k, name in enumerate(featurizer.feature_names())}
+    body = find_body(image)
+    assert 0.1 < body.mask.mean() < 0.9  # a body was found, not the whole frame
+    at = maps[:, rows, cols].T
+    for k, name in enumerate(context_names(3)):
+        if name in POSITION_NAMES:
+            np.testing.assert_array_equal(at[:, k], X[:, column[name]], err_msg=name)
+        else:
+            want = (X[:, column[name.replace("ctx_rel_", "ctx_")]] - body.mean) / body.std
+            np.testing.assert_allclose(at[:, k], want, rtol=1e-4, atol=1e-4, err_msg=name)

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import copy
 import math
 from collections.abc import Sequence
-from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -13,25 +11,17 @@ from numpy.typing import NDArray
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
-from tqdm.auto import tqdm
 
 from gitract.features import context_maps, context_names
 from gitract.models._device import select_device
+from gitract.models.cnn._blocks import Rows, train_blocks
 from gitract.models.cnn._dense import fit_dense
-from gitract.models.cnn._dihedral import _augment, _augment_intensity
 from gitract.models.cnn._persistence import _PersistenceMixin
 from gitract.models.cnn._threads import _torch_threads
 from gitract.models.nets._block_cnn import SmallBlockCNN, to_dense
 from gitract.utils._random import check_random_state
 
 __all__ = ["BlockCNNClassifier"]
-
-
-class _Rows(NamedTuple):
-    """Rows ``rows`` of the sample ``X``, used in place of the copy ``X[rows]``."""
-
-    X: NDArray[np.float32]
-    rows: NDArray[np.int64]
 
 
 class BlockCNNClassifier(_PersistenceMixin, ClassifierMixin, BaseEstimator):
@@ -310,7 +300,7 @@ class BlockCNNClassifier(_PersistenceMixin, ClassifierMixin, BaseEstimator):
                 order = rng.permutation(X.shape[0])
                 X_va, y_va = X[order[:n_val]], y_idx[order[:n_val]]
                 # The training rows stay in X (no copy of the sample): batches index it.
-                X_tr, y_tr = _Rows(X, order[n_val:]), y_idx[order[n_val:]]
+                X_tr, y_tr = Rows(X, order[n_val:]), y_idx[order[n_val:]]
             else:
                 X_va = y_va = None
                 X_tr, y_tr = X, y_idx
@@ -321,81 +311,8 @@ class BlockCNNClassifier(_PersistenceMixin, ClassifierMixin, BaseEstimator):
             # fork_rng restores the global torch RNG afterwards: the seed stays local to fit
             # (dropout draws from the global generator).
             torch.manual_seed(seed)
-            self._train(X_tr, y_tr, X_va, y_va, n_classes, rng)
+            train_blocks(self, X_tr, y_tr, X_va, y_va, n_classes, rng)
         return self
-
-    def _train(self, X_tr, y_tr, X_va, y_va, n_classes, rng) -> None:
-        dev = self.device_
-        net = self._make_net(n_classes).to(dev)
-        gen = torch.Generator().manual_seed(int(rng.integers(2**63 - 1)))
-        weight = None
-        if isinstance(self.class_weight, dict):
-            w = np.array([float(self.class_weight.get(c, 1.0)) for c in self.classes_.tolist()])
-            weight = torch.as_tensor(w, dtype=torch.float32, device=dev)
-        elif self.class_weight == "balanced":
-            counts = np.bincount(y_tr, minlength=n_classes).astype(np.float64)
-            w = np.where(counts > 0, len(y_tr) / (n_classes * np.maximum(counts, 1)), 0.0)
-            weight = torch.as_tensor(w, dtype=torch.float32, device=dev)
-        loss_fn = torch.nn.CrossEntropyLoss(weight=weight)
-        opt = torch.optim.AdamW(net.parameters(), lr=float(self.lr), weight_decay=float(self.weight_decay))
-        use_amp = bool(self.amp) and dev.type == "cuda"
-        scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-        bs, n_px = int(self.block_size), int(self.block_size) ** 2
-        rows = X_tr.rows if isinstance(X_tr, _Rows) else None
-        Xt = torch.from_numpy(X_tr.X if rows is not None else X_tr)
-        rows_t = None if rows is None else torch.from_numpy(rows)
-        yt = torch.from_numpy(y_tr.astype(np.int64))
-        history: dict[str, list[float]] = {"train_loss": [], "val_loss": []}
-        best_loss, best_state, best_epoch, bad = math.inf, None, 0, 0
-        n_steps = 0
-        epochs = tqdm(range(int(self.max_epochs)), desc="cnn", unit="epoch", disable=not self.verbose)
-        for epoch in epochs:
-            net.train()
-            perm = torch.randperm(len(yt), generator=gen)
-            total, count = 0.0, 0
-            for start in range(0, len(perm), int(self.batch_size)):
-                idx = perm[start : start + int(self.batch_size)]
-                if len(idx) < 2 and len(perm) >= 2:
-                    continue  # a lone last sample would give batch norm a 1-sample batch
-                batch = Xt[idx if rows_t is None else rows_t[idx]]
-                # Only the pixels are augmented: the context stays the block's own.
-                xb = batch[:, :n_px].reshape(-1, 1, bs, bs)
-                cb = batch[:, n_px:].to(dev, non_blocking=True) if self._n_context else None
-                if self.augment:
-                    xb = _augment(xb, gen)
-                if self.intensity_augment:
-                    xb = _augment_intensity(xb, gen)
-                xb, yb = xb.to(dev, non_blocking=True), yt[idx].to(dev, non_blocking=True)
-                opt.zero_grad(set_to_none=True)
-                with torch.autocast("cuda", dtype=torch.float16, enabled=use_amp):
-                    loss = loss_fn(net(xb, cb), yb)
-                scaler.scale(loss).backward()
-                scaler.step(opt)
-                scaler.update()
-                total += float(loss.detach()) * len(idx)
-                count += len(idx)
-                n_steps += 1
-            history["train_loss"].append(total / max(count, 1))
-            if X_va is not None:
-                val = self._eval_loss(net, X_va, y_va, loss_fn)
-                history["val_loss"].append(val)
-                epochs.set_postfix(train=history["train_loss"][-1], val=val)
-                if val < best_loss - 1e-7:
-                    best_loss, best_epoch, bad = val, epoch, 0
-                    best_state = copy.deepcopy(net.state_dict())
-                else:
-                    bad += 1
-                    if bad >= int(self.early_stopping_patience):
-                        break
-            else:
-                best_epoch = epoch
-        if best_state is not None:
-            net.load_state_dict(best_state)
-        self.net_ = net.eval()
-        self.history_ = history
-        self.best_epoch_ = best_epoch
-        self.n_epochs_ = len(history["train_loss"])
-        self.n_steps_ = n_steps
 
     def fit_dense(self, images, labels) -> BlockCNNClassifier:
         """Train on every block centred in whole slices (dense training).
