@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from numpy.typing import NDArray
+from scipy.ndimage import affine_transform
 from tqdm.auto import tqdm
 
 from gitract.models._device import select_device
@@ -202,8 +203,6 @@ def affine_pair(
     context : ndarray of shape (K, L, L), float32
         Only when ``context`` is given.
     """
-    from scipy.ndimage import affine_transform
-
     theta = math.radians(gen.uniform(-max_rotation, max_rotation)) if max_rotation > 0 else 0.0
     zoom = 1.0 + gen.uniform(-max_scale, max_scale) if max_scale > 0 else 1.0
     cos, sin = math.cos(theta) / zoom, math.sin(theta) / zoom
