@@ -122,11 +122,11 @@ def _run_coco(args: argparse.Namespace) -> int:
                                                            "test.json"))
     index = data_index(args.data_dir, args.kind, splits.get("dataset") or {},
                        args.images_subdir)
-    folder.create()
     with progress_bars(not args.no_progress):
         written = export_coco(index, splits, args.out, root=args.data_dir, fold=args.fold,
                               parallel=ParallelConfig(n_jobs=args.n_jobs),
                               where=str(args.split))
+    folder.create()  # after the split was checked against the data: nothing is left behind
     for part, item in written.items():
         if part != "skipped":
             print(f"wrote {item['path']}: {item['cases']} cases, {item['images']} images, "
@@ -152,7 +152,7 @@ def _run_coco_pred(args: argparse.Namespace) -> int:
         if not cases:
             raise DataError(f"{split_file}: fold {args.fold} has no {args.part} cases")
     out_dir = args.out if args.out is not None else args.run_dir / "coco"
-    folder = check_output_folder(out_dir, kind="coco-pred", command="gitract export coco-pred",
+    folder = check_output_folder(out_dir, kind="coco", command="gitract export coco-pred",
                                  force=args.force)
     index = data_index(args.data_dir, args.kind, splits.get("dataset") or {},
                        args.images_subdir)
