@@ -209,8 +209,11 @@ def test_out_inside_a_file_names_the_file(trained, phantom_dir, tmp_path, capsys
     for out in (tmp_path / "taken" / "sub.csv", tmp_path / "taken" / "a" / "sub.csv"):
         assert main(["predict", str(run), "--data-dir", str(phantom_dir), "--images-subdir",
                      "train", "--out", str(out), "--no-progress"]) == 2
-        _one_error(capsys.readouterr().err,
-                   f"error: {tmp_path / 'taken'}: is a file, not a folder")
+        err = capsys.readouterr().err
+        (line,) = err.strip().splitlines()
+        assert line.startswith("error: ") and "Traceback" not in err
+        assert f"{tmp_path / 'taken'}" in line and "is a file, not a folder" in line, line
+        assert "/." not in line  # no hidden temporary file named
     assert (tmp_path / "taken").read_text() == "mine"
 
 
