@@ -233,8 +233,8 @@ def _sha1(parts: Sequence[str]) -> str:
 
 # ------------------------------------------------------------------------- builders
 def _kaggle_index(data_dir: Path, *, classes: Sequence[str], order: str,
-                  images_subdir: str, csv_path, cache_dir, allow_gaps: bool = False
-                  ) -> DatasetIndex:
+                  images_subdir: str, csv_path, cache_dir, allow_gaps: bool = False,
+                  labels: bool = True) -> DatasetIndex:
     from gitract.data.kaggle import (
         _check_images,
         _default_csv,
@@ -250,7 +250,7 @@ def _kaggle_index(data_dir: Path, *, classes: Sequence[str], order: str,
                            allow_gaps=allow_gaps)
     if not len(images):
         raise DataError(f"{data_dir / images_subdir}: no scans found")
-    csv = _default_csv(data_dir, csv_path, images_subdir)
+    csv = _default_csv(data_dir, csv_path, images_subdir) if labels else None
     labels_by_id: dict[str, list[tuple[int, str]]] = {}
     if csv is not None:
         rows = _read_csv(csv, classes, problems)
@@ -321,11 +321,12 @@ def index_dataset(kind: str, path: str | Path | None = None, *,
     **options
         ``classes``, ``order``, ``images_subdir``, ``csv_path``, ``allow_gaps`` (Kaggle
         layout: index sparse stacks as the slices present, with their true slice
-        numbers, instead of stopping at a gap) or the loader's own options.
+        numbers, instead of stopping at a gap), ``labels`` (False: no RLE CSV is read nor
+        checked, the scans are unlabelled; e.g. to predict) or the loader's own options.
     """
     if kind in ("kaggle", "phantom"):
         unknown = sorted(set(options) - {"classes", "order", "images_subdir", "csv_path", "config",
-                                         "allow_gaps"})
+                                         "allow_gaps", "labels"})
         if unknown:  # checked before anything is written or read
             raise ValueError(f"index_dataset({kind!r}): unknown option(s) {unknown}")
         if kind == "phantom":
@@ -344,7 +345,8 @@ def index_dataset(kind: str, path: str | Path | None = None, *,
             Path(path), classes=options.pop("classes", CLASSES), order=options.pop("order", "C"),
             images_subdir=options.pop("images_subdir", "train"),
             csv_path=options.pop("csv_path", None), cache_dir=cache_dir,
-            allow_gaps=bool(options.pop("allow_gaps", False)))
+            allow_gaps=bool(options.pop("allow_gaps", False)),
+            labels=bool(options.pop("labels", True)))
         return replace(index, kind=kind)
     from gitract.data.loaders import load_dataset
 
