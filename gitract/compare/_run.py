@@ -40,7 +40,7 @@ from gitract.compare._steps import mark_done, step_status
 from gitract.config import ExperimentConfig
 from gitract.data.index import DatasetIndex, natural_key
 from gitract.data.record import DataError, SliceStack
-from gitract.utils._random import derive_seeds, seed_everything
+from gitract.utils import derive_seeds, seed_everything
 from gitract.utils.memory import release_memory
 from gitract.utils.parallel import ParallelConfig, map_scans, parallel_session
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from gitract.data.kaggle._problems import _Problems
+from gitract.data.kaggle._problems import Problems
 
 _NUM = r"(\d+(?:\.\d+)?)"
 _NAME_RE = re.compile(rf"^slice_(\d+)_(\d+)_(\d+)_{_NUM}_{_NUM}\.png$")
@@ -50,7 +50,9 @@ def kaggle_png_name(
     return f"slice_{int(slice_number):04d}_{size}.png"
 
 
-def _scan(root: Path, problems: _Problems) -> pd.DataFrame:
+def scan_images(root: Path, problems: Problems) -> pd.DataFrame:
+    """The slice PNGs under ``root`` (the frame of :func:`scan_kaggle_images`); a missing
+    folder or a misplaced or misnamed file goes to ``problems``."""
     if not root.is_dir():
         problems(f"{root}: images folder does not exist")
         return pd.DataFrame(columns=_IMAGE_COLUMNS)
@@ -114,7 +116,7 @@ def scan_kaggle_images(
     DataError
         Missing folder, or a file whose name or place does not match the layout (named).
     """
-    return _scan(Path(data_dir) / images_subdir, _Problems(strict=True))
+    return scan_images(Path(data_dir) / images_subdir, Problems(strict=True))
 
 
 def missing_slices(slice_numbers) -> np.ndarray:
@@ -149,8 +151,8 @@ def gap_warning(where: str, slice_numbers) -> str | None:
             f"between slice {numbers[0]} and {numbers[-1]}")
 
 
-def _check_images(
-    images: pd.DataFrame, problems: _Problems, *, allow_gaps: bool = False
+def check_images(
+    images: pd.DataFrame, problems: Problems, *, allow_gaps: bool = False
 ) -> pd.DataFrame:
     """Duplicate slices, gaps (unless ``allow_gaps``) and mixed sizes; returns the images
     of sound case-days."""

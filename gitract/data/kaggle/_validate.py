@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gitract.constants import CLASSES
-from gitract.data.kaggle._csv import _decode, _default_csv, _match_rows, _read_csv
-from gitract.data.kaggle._files import _check_images, _gap_warnings, _scan
+from gitract.data.kaggle._csv import _decode, default_csv, match_rows, read_csv
+from gitract.data.kaggle._files import _gap_warnings, check_images, scan_images
 from gitract.data.kaggle._png import read_kaggle_png
-from gitract.data.kaggle._problems import _Problems
+from gitract.data.kaggle._problems import Problems
 
 
 def _counts(mapping: Mapping) -> str:
@@ -94,14 +94,14 @@ def validate_kaggle_dataset(
         not kept, so whole datasets fit in memory.
     """
     data_dir = Path(data_dir)
-    problems = _Problems(strict=False)
-    images = _scan(data_dir / images_subdir, problems)
-    _check_images(images, problems, allow_gaps=allow_gaps)
+    problems = Problems(strict=False)
+    images = scan_images(data_dir / images_subdir, problems)
+    check_images(images, problems, allow_gaps=allow_gaps)
     warnings = _gap_warnings(images) if allow_gaps and len(images) else []
-    csv = _default_csv(data_dir, csv_path, images_subdir)
+    csv = default_csv(data_dir, csv_path, images_subdir)
     rows = None
     if csv is not None:
-        rows = _read_csv(csv, classes, problems)
+        rows = read_csv(csv, classes, problems)
     for path, w, h in zip(
         images["path"], images["width"], images["height"], strict=True
     ):
@@ -109,7 +109,7 @@ def validate_kaggle_dataset(
             read_kaggle_png(path, expected_shape=(h, w))
     empty_share = {}
     if rows is not None:
-        joined = _match_rows(images, rows, csv, classes, problems)
+        joined = match_rows(images, rows, csv, classes, problems)
         for _ in _decode(joined, csv, order, problems):
             pass
         empty = rows["segmentation"].str.strip() == ""

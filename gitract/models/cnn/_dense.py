@@ -35,7 +35,7 @@ from gitract.models._device import select_device
 from gitract.models.cnn._dihedral import BRIGHTNESS, CONTRAST, LOG_GAMMA, NOISE_SD
 from gitract.models.cnn._threads import _torch_threads
 from gitract.models.train_torch._schedule import lr_at
-from gitract.utils._random import check_random_state
+from gitract.utils import check_random_state
 
 __all__ = ["DenseSample", "affine_margin", "affine_pair", "augment_pair", "dense_loss", "fit_dense", "reflect_index", "train_dense"]
 

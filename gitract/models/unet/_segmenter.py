@@ -35,7 +35,7 @@ from gitract.models.unet._augment import augment_batch
 from gitract.models.unet._config import UNetConfig
 from gitract.models.unet._slice_files import PadCollate, SliceFiles, prepare_files
 from gitract.preprocessing import crop_pads, pad_to_multiple
-from gitract.utils._random import derive_seeds
+from gitract.utils import derive_seeds
 
 __all__ = ["MODEL_FILE", "UNetSegmenter"]
 
