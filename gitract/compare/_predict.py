@@ -6,7 +6,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 from gitract.compare._files import read_json
+from gitract.compare._steps import step_status
+from gitract.compare._tracks import make_track
+from gitract.data.index import index_dataset
+from gitract.data.kaggle import gap_warning, stacks_to_rle_frame, write_submission
 from gitract.data.record import DataError
+from gitract.postprocessing import ThresholdTuning
+from gitract.utils.parallel import ParallelConfig, map_scans
 
 
 def load_trained_track(run_dir: str | Path, track: str | None, *, fold: int = 0,
@@ -14,10 +20,6 @@ def load_trained_track(run_dir: str | Path, track: str | None, *, fold: int = 0,
     """``(adapter, tuning)`` of ``track`` in ``run_dir`` (model and validation thresholds);
     ``track`` None picks the run's only track; ``device`` / ``num_threads`` override the
     saved ones of a deep track."""
-    from gitract.compare._steps import step_status
-    from gitract.compare._tracks import make_track
-    from gitract.postprocessing import ThresholdTuning
-
     run_dir = Path(run_dir)
     if not (run_dir / "config.json").is_file():
         raise DataError(f"{run_dir / 'config.json'}: missing; not a run folder (write one with "
@@ -65,8 +67,6 @@ def load_trained_track(run_dir: str | Path, track: str | None, *, fold: int = 0,
 
 
 def _predict_scan(source, *, adapter, tuning):
-    from gitract.data.kaggle import stacks_to_rle_frame
-
     stack = source.read()
     masks = {stack.key: tuning.apply(adapter.predict_proba_stack(stack))}
     return stacks_to_rle_frame([stack], masks, column="predicted"), stack.n_slices
@@ -85,10 +85,6 @@ def predict_submission(run_dir, track: str | None, data_dir, out, *, fold: int =
     anything is predicted. Without it a gap stops with a :class:`DataError`.
     """
     import pandas as pd
-
-    from gitract.data.index import index_dataset
-    from gitract.data.kaggle import gap_warning, write_submission
-    from gitract.utils.parallel import ParallelConfig, map_scans
 
     adapter, tuning = load_trained_track(run_dir, track, fold=fold, device=device,
                                          num_threads=num_threads)
