@@ -27,6 +27,7 @@ from gitract.config._experiment import (
 )
 from gitract.config._overrides import apply_sets, blame, parse_sets
 from gitract.config._schema import ConfigError, KeyProblem
+from gitract.config._sections import build_experiment
 
 __all__ = [
     "SEGMENTER_KINDS",
@@ -38,6 +39,7 @@ __all__ = [
     "SplitConfig",
     "TrackConfig",
     "apply_sets",
+    "blame",
     "config_from_dict",
     "load_config",
     "parse_sets",
@@ -53,8 +55,6 @@ def config_from_dict(raw: Any, *, where: str = "config") -> ExperimentConfig:
     ConfigError
         The first problem, naming ``where``, the key path and the problem.
     """
-    from gitract.config._sections import build_experiment
-
     try:
         return build_experiment(raw)
     except KeyProblem as exc:
