@@ -15,6 +15,10 @@ import math
 from pathlib import Path
 from typing import Any
 
+from gitract.commands.compare import add_set_argument, positive_int
+from gitract.compare import load_index, make_folds, run_comparison
+from gitract.config import ConfigError, apply_sets, blame, config_from_dict, parse_sets
+from gitract.data.loaders import DATASET_KINDS
 from gitract.data.record import DataError
 
 #: Where a run goes without ``--out`` (relative to the working folder; git ignores the
@@ -25,8 +29,6 @@ RUNS_DIR = Path("runs")
 # ----------------------------------------------------------------------------- flags
 def add_data_arguments(p: argparse.ArgumentParser) -> None:
     """``--data``, ``--path``, ``--every``."""
-    from gitract.data.loaders import DATASET_KINDS
-
     p.add_argument("--data", required=True, choices=DATASET_KINDS, help="dataset kind")
     p.add_argument("--path", type=Path, default=None, help="dataset folder (default per kind)")
     p.add_argument("--every", type=int, default=1, metavar="N",
@@ -36,8 +38,6 @@ def add_data_arguments(p: argparse.ArgumentParser) -> None:
 def add_run_arguments(p: argparse.ArgumentParser, *, evaluate: bool, track: str) -> None:
     """The split, seed, run-folder, ``--n-jobs`` and ``--set`` flags of ``evaluate`` (test
     cases) or ``train``."""
-    from gitract.commands.compare import add_set_argument, positive_int
-
     if evaluate:
         p.add_argument("--folds", type=int, default=0,
                        help="K-fold case cross-validation, every case tested once (0: one "
@@ -92,9 +92,6 @@ def track_config(args: argparse.Namespace, *, name: str, kind: str, params: dict
     DataError
         A flag the config or the track rejects, naming it.
     """
-    from gitract.config import ConfigError, apply_sets, config_from_dict, parse_sets
-    from gitract.config._overrides import blame
-
     raw = {
         "name": f"{args.data}-{name}" + ("" if evaluate else "-train"),
         "seed": args.seed,
@@ -125,9 +122,6 @@ def run_track(args: argparse.Namespace, config, *, progress: bool | None = None
               ) -> tuple[Path, dict]:
     """Check the data and the split, run the engine into the run folder and return
     ``(run folder, summary.json)``."""
-    from gitract.compare import run_comparison
-    from gitract.compare._run import load_index, make_folds
-
     out = args.out if args.out is not None else RUNS_DIR / config.name
     where = args.path if args.path is not None else f"--data {args.data}"
     try:

@@ -26,7 +26,7 @@ from gitract.commands._engine import (
     run_track,
     track_config,
 )
-from gitract.commands.predict import add_images_subdir
+from gitract.commands.predict import add_images_subdir, predict
 
 
 def _add_track(p: argparse.ArgumentParser) -> None:
@@ -107,8 +107,6 @@ def _run(args: argparse.Namespace, *, evaluate: bool) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from gitract.commands.predict import predict
-
     args.fold, args.device, args.threads = 0, None, None
     return predict(args, args.model, args.track, args.images_subdir)
 

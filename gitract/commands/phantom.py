@@ -7,6 +7,7 @@ import time
 from dataclasses import replace
 
 from gitract.data.phantom import PhantomConfig, write_phantom
+from gitract.data.record import DataError
 
 
 def _n_jobs(text: str) -> int:
@@ -60,8 +61,6 @@ def run(args: argparse.Namespace) -> int:
             args.out_dir, config, overwrite=args.overwrite, n_jobs=args.n_jobs
         )
     except FileExistsError:
-        from gitract.data.record import DataError
-
         raise DataError(f"{args.out_dir}: exists and is not an empty folder; pass "
                         "--overwrite to replace it") from None
     n_scans = config.n_cases * config.n_days

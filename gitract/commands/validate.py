@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from gitract.data.kaggle import validate_kaggle_dataset
+
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -41,8 +43,6 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Print the summary, one line per sparse-stack warning and per problem; 1 when there
     are problems, else 0 (warnings alone pass)."""
-    from gitract.data.kaggle import validate_kaggle_dataset
-
     report = validate_kaggle_dataset(
         args.data_dir,
         csv_path=args.csv,
