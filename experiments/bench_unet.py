@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from gitract.compare._run import load_index, make_folds
+    from gitract.compare import load_index, make_folds
     from gitract.config import SEGMENTER_KINDS, load_config
     from gitract.models.train_torch import distributed_session
     from gitract.models.unet import UNetConfig, UNetSegmenter
