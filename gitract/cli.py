@@ -22,6 +22,7 @@ from pathlib import Path
 
 from gitract import __version__
 from gitract.data.record import DataError
+from gitract.utils.outputs import OutputFolderError
 
 #: name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -165,7 +166,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         print(_interrupted(args, argv), file=sys.stderr)
         return EXIT_INTERRUPTED
-    except DataError as exc:
+    except (DataError, OutputFolderError) as exc:
         if args.debug:
             traceback.print_exc()
         print(f"error: {_one_line(exc)}", file=sys.stderr)

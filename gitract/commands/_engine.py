@@ -15,8 +15,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-from gitract.commands.compare import add_set_argument, positive_int
-from gitract.compare import load_index, make_folds, run_comparison
+from gitract.commands.compare import add_force_argument, add_set_argument, positive_int
+from gitract.compare import check_run_folder, load_index, make_folds, run_comparison
 from gitract.config import ConfigError, apply_sets, blame, config_from_dict, parse_sets
 from gitract.data.loaders import DATASET_KINDS
 from gitract.data.record import DataError
@@ -53,6 +53,7 @@ def add_run_arguments(p: argparse.ArgumentParser, *, evaluate: bool, track: str)
                         "steps found there are reused, changed settings recomputed")
     p.add_argument("--n-jobs", type=positive_int, default=1,
                    help="worker processes for the per-scan stages (default 1)")
+    add_force_argument(p)
     add_set_argument(p)
 
 
@@ -123,6 +124,9 @@ def run_track(args: argparse.Namespace, config, *, progress: bool | None = None
     """Check the data and the split, run the engine into the run folder and return
     ``(run folder, summary.json)``."""
     out = args.out if args.out is not None else RUNS_DIR / config.name
+    command = f"gitract {args.command} {getattr(args, 'action', '')}".strip()
+    force = getattr(args, "force", False)
+    check_run_folder(out, config, command=command, force=force)  # before reading data
     where = args.path if args.path is not None else f"--data {args.data}"
     try:
         index = load_index(config)
@@ -138,7 +142,7 @@ def run_track(args: argparse.Namespace, config, *, progress: bool | None = None
     args.run_dir_ = out  # where an interrupted run resumes (see gitract.cli)
     if progress is None:
         progress = not getattr(args, "no_progress", False)
-    run_comparison(config, out, progress=progress, index=index)
+    run_comparison(config, out, progress=progress, index=index, force=force, command=command)
     return Path(out), json.loads((Path(out) / "summary.json").read_text())
 
 
