@@ -16,8 +16,23 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-from gitract.compare import data_path
-from gitract.config import DataConfig
+from gitract.commands.compare import add_force_argument, add_set_argument, positive_int
+from gitract.compare import (
+    check_run_folder,
+    data_path,
+    load_index,
+    make_folds,
+    run_comparison,
+)
+from gitract.config import (
+    ConfigError,
+    DataConfig,
+    apply_sets,
+    blame,
+    config_from_dict,
+    parse_sets,
+)
+from gitract.data.loaders import DATASET_KINDS
 from gitract.data.record import DataError
 
 #: Where a run goes without ``--out`` (relative to the working folder; git ignores the
@@ -28,8 +43,6 @@ RUNS_DIR = Path("runs")
 # ----------------------------------------------------------------------------- flags
 def add_data_arguments(p: argparse.ArgumentParser) -> None:
     """``--data``, ``--path``, ``--every``."""
-    from gitract.data.loaders import DATASET_KINDS
-
     p.add_argument("--data", required=True, choices=DATASET_KINDS, help="dataset kind")
     p.add_argument("--path", type=Path, default=None, help="dataset folder (default per kind)")
     p.add_argument("--every", type=int, default=1, metavar="N",
@@ -39,8 +52,6 @@ def add_data_arguments(p: argparse.ArgumentParser) -> None:
 def add_run_arguments(p: argparse.ArgumentParser, *, evaluate: bool, track: str) -> None:
     """The split, seed, run-folder, ``--n-jobs`` and ``--set`` flags of ``evaluate`` (test
     cases) or ``train``."""
-    from gitract.commands.compare import add_force_argument, add_set_argument, positive_int
-
     if evaluate:
         p.add_argument("--folds", type=int, default=0,
                        help="K-fold case cross-validation, every case tested once (0: one "
@@ -96,9 +107,6 @@ def track_config(args: argparse.Namespace, *, name: str, kind: str, params: dict
     DataError
         A flag the config or the track rejects, naming it.
     """
-    from gitract.config import ConfigError, apply_sets, config_from_dict, parse_sets
-    from gitract.config._overrides import blame
-
     raw = {
         "name": f"{args.data}-{name}" + ("" if evaluate else "-train"),
         "seed": args.seed,
@@ -129,9 +137,6 @@ def run_track(args: argparse.Namespace, config, *, progress: bool | None = None
               ) -> tuple[Path, dict]:
     """Check the data and the split, run the engine into the run folder and return
     ``(run folder, summary.json)``."""
-    from gitract.compare import check_run_folder, run_comparison
-    from gitract.compare._run import load_index, make_folds
-
     out = args.out if args.out is not None else RUNS_DIR / config.name
     command = f"gitract {args.command} {getattr(args, 'action', '')}".strip()
     force = getattr(args, "force", False)

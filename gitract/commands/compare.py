@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import argparse
 
+from gitract.compare import resolve_out_dir, run_comparison
+from gitract.config import SEGMENTER_KINDS, load_config, read_config_file
+
 EXAMPLES = """examples:
   gitract compare experiments/configs/quick.yaml
   gitract compare experiments/configs/kaggle.yaml --set data.path=/data/uwmgi --n-jobs 2
@@ -82,8 +85,6 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 def device_sets(raw_tracks, device: str | None) -> list[str]:
     """``--set`` items that put every deep track of the config on ``device``."""
-    from gitract.config import SEGMENTER_KINDS
-
     if device is None:
         return []
     out = []
@@ -98,10 +99,6 @@ def device_sets(raw_tracks, device: str | None) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     import time
-
-    from gitract.compare import run_comparison
-    from gitract.compare._run import resolve_out_dir
-    from gitract.config import load_config, read_config_file
 
     overrides = {} if args.seed is None else {"seed": args.seed}
     parallel = {k: v for k, v in (("n_jobs", args.n_jobs), ("backend", args.backend),

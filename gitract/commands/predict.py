@@ -12,6 +12,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from gitract.commands.compare import device_name
+from gitract.compare import predict_submission
+from gitract.utils.progress import progress_bars
+
 #: The scans folder under ``--data-dir`` that every predict command reads by default.
 IMAGES_SUBDIR = "test"
 
@@ -58,8 +62,6 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 def add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
     """``--device`` and ``--threads`` (where a deep track predicts: not saved settings)
     and ``--allow-gaps`` (sparse stacks)."""
-    from gitract.commands.compare import device_name
-
     parser.add_argument("--device", type=device_name, default=None,
                         help="override the deep track's saved device (auto, cpu, cuda, mps)")
     parser.add_argument("--threads", type=int, default=None,
@@ -75,9 +77,6 @@ def add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
 def predict(args: argparse.Namespace, run_dir, track: str | None, images_subdir: str) -> int:
     """Write the submission and say so (shared with the ``predict`` aliases)."""
     import sys
-
-    from gitract.compare._predict import predict_submission
-    from gitract.utils.progress import progress_bars
 
     sparse: list[str] = []
 

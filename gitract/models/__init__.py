@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from gitract.models.pipelines import make_lgbm, make_rf
+
 __all__ = ["MODELS", "make_model"]
 
 MODELS: tuple[str, ...] = ("rf", "lgbm", "cnn", "unet")
@@ -24,12 +26,8 @@ def make_model(name: str, **params: Any):
     5
     """
     if name == "rf":
-        from gitract.models.pipelines import make_rf
-
         return make_rf(**params)
     if name in ("lgbm", "lightgbm"):
-        from gitract.models.pipelines import make_lgbm
-
         return make_lgbm(**params)
     if name == "cnn":
         from gitract.models.cnn import BlockCNNClassifier
