@@ -24,6 +24,7 @@ Prints the validation Dice per epoch and, as the last stdout line, one JSON obje
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -71,23 +72,27 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from gitract.compare import load_index, make_folds
-    from gitract.config import SEGMENTER_KINDS, load_config
+    from gitract.config import load_config
+    from gitract.models import ARCHITECTURES
     from gitract.models.train_torch import distributed_session
-    from gitract.models.unet import UNetConfig, UNetSegmenter
+    from gitract.models.unet import UNetSegmenter
     from gitract.utils import derive_seeds
 
     config = load_config(args.config)
-    tracks = [t for t in config.tracks if t.name == args.track and t.kind in SEGMENTER_KINDS]
+    tracks = [t for t in config.tracks if t.name == args.track and t.kind in ARCHITECTURES]
     if not tracks:
         parser.error(f"no unet, unetpp or deeplabv3plus track named {args.track!r} in "
                      f"{args.config}")
-    params = {"architecture": tracks[0].kind, **tracks[0].params}
+    # The track's settings as the config parsed them, then the --set overrides.
+    overrides = {}
     for item in args.set:
         key, _, value = item.partition("=")
-        params[key] = _parse(value)
-    params.setdefault("num_threads", args.threads)
-    unet_config = UNetConfig.from_dict({"random_state": derive_seeds(config.seed, 1)[0],
-                                        "progress": False, **params})
+        overrides[key] = _parse(value)
+    if "num_threads" not in tracks[0].params:
+        overrides.setdefault("num_threads", args.threads)
+    unet_config = dataclasses.replace(tracks[0].settings,
+                                      random_state=derive_seeds(config.seed, 1)[0],
+                                      progress=False, **overrides)
     with distributed_session(unet_config.device) as (rank, n_proc):
         if n_proc > 1 and rank != 0:
             torch.distributed.barrier()  # rank 0 may be writing the phantom to the cache

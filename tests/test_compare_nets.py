@@ -66,7 +66,7 @@ def test_report_names_the_new_tracks_as_deep_tracks(nets_run):
 
 
 def test_saved_tracks_reload_as_their_architecture(nets_run):
-    from gitract.compare._tracks import make_track
+    from gitract.tracks import make_track
     from gitract.models.nets import DeepLabV3Plus, UNetPlusPlus
 
     config, out = nets_run

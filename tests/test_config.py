@@ -44,20 +44,14 @@ CONFIGS = sorted((Path(__file__).resolve().parent.parent / "experiments" / "conf
 @pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
 def test_shipped_configs_are_valid(path):
     """Every shipped config parses and every track's parameters are accepted by its track."""
-    from gitract.config import SEGMENTER_KINDS
-    from gitract.evaluation import BlockTrackConfig
-    from gitract.models.unet import UNetConfig
+    from gitract.tracks import TuningSettings, track_kind
 
     cfg = load_config(path)
     assert cfg.tracks
     for track in cfg.tracks:
-        if track.kind in SEGMENTER_KINDS:
-            UNetConfig.from_dict({"architecture": track.kind, **track.params})
-        else:
-            params = dict(track.params)
-            if track.kind == "cnn":
-                params = {"classifier": "cnn", "features": "raw", **params}
-            BlockTrackConfig.from_dict(params)
+        # Parsed once, with the config: the kind's own settings object and the sweep's.
+        assert isinstance(track.settings, track_kind(track.kind).settings)
+        assert isinstance(track.tuning, TuningSettings)
 
 
 # ------------------------------------------------------------- every field checked, named
@@ -139,13 +133,17 @@ def test_every_problem_names_the_file_and_the_key_path(path, value, message):
 
 @pytest.mark.parametrize("kind", ["unetpp", "deeplabv3plus"])
 def test_segmentation_net_kinds_take_the_unet_params(kind):
-    from gitract.config import SEGMENTER_KINDS
-    from gitract.models.unet import ARCHITECTURES
+    from gitract.models import ARCHITECTURES
+    from gitract.tracks import track_kind, track_kinds
 
-    assert SEGMENTER_KINDS == ARCHITECTURES  # one kind per network the track builds
+    # one kind per network the track builds
+    assert [k for k in track_kinds() if k in ARCHITECTURES] == list(ARCHITECTURES)
     params = {"image_size": 128, "max_steps": 400, "max_epochs": None, "batch_size": 4}
     cfg = config_from_dict({"tracks": [{"name": kind, "kind": kind, "params": params}]})
     assert cfg.tracks[0].kind == kind and cfg.tracks[0].params == params
+    assert isinstance(cfg.tracks[0].settings, track_kind(kind).settings)
+    assert cfg.tracks[0].settings.architecture == kind
+    assert cfg.tracks[0].settings.max_steps == 400
     cfg = config_from_dict({"tracks": [{"name": kind, "kind": kind,
                                         "params": {**params, "architecture": kind}}]})
     assert cfg.tracks[0].params["architecture"] == kind
@@ -176,10 +174,7 @@ def test_cnn_context_features_set_the_raw_featurizer_or_must_agree_with_it():
     model = {"context_features": True, "channels": [4, 8]}
     raw = {"tracks": [{"name": "cnn-ctx", "kind": "cnn", "params": {"model_params": model}}]}
     cfg = config_from_dict(raw)
-    from gitract.evaluation import BlockTrackConfig
-
-    track = BlockTrackConfig.from_dict({"classifier": "cnn", "features": "raw",
-                                        **cfg.tracks[0].params})
+    track = cfg.tracks[0].settings
     assert track.make_featurizer().context is True  # derived from the model's key
     raw["tracks"][0]["params"]["feature_params"] = {"context": False}
     with pytest.raises(ValueError, match=r"tracks\[0\]\.params: feature_params\.context must "

@@ -113,7 +113,7 @@ def test_context_maps_on_a_real_slice_agree_with_the_forest_features(uwmgi_dir):
     # A real 512 px UW-Madison slice: the body outline, the position values and the
     # cell means the CNN gets are the ones rf-33's features read at the same centres.
     from gitract.data.index import index_dataset
-    from gitract.evaluation import normalize_stack
+    from gitract.tracks import normalize_stack
 
     index = index_dataset("uwmgi_derived", str(uwmgi_dir))
     stack = index.read(index.keys()[0])

@@ -7,7 +7,8 @@ is still a dependency). Layers, lowest first:
 - data and metrics: ``gitract.data``, ``preprocessing``, ``metrics``
 - blocks and features: ``blocks``, ``features``
 - models: ``gitract.models`` (return probabilities; know nothing of thresholds or metrics)
-- evaluation: ``probmaps``, ``postprocessing``, ``evaluation``
+- evaluation: ``probmaps``, ``postprocessing`` (probability maps, thresholds)
+- tracks: ``gitract.tracks`` (one module per track kind and the one registry of names)
 - comparison and presentation: ``compare``, ``plots``, ``config``, ``commands``, ``cli``
 """
 
@@ -70,7 +71,8 @@ _LAYERS = [
     ("data", ("gitract.data", "gitract.preprocessing", "gitract.metrics")),
     ("blocks", ("gitract.blocks", "gitract.features")),
     ("models", ("gitract.models",)),
-    ("evaluation", ("gitract.probmaps", "gitract.postprocessing", "gitract.evaluation")),
+    ("evaluation", ("gitract.probmaps", "gitract.postprocessing")),
+    ("tracks", ("gitract.tracks",)),
     ("presentation", ("gitract.compare", "gitract.plots", "gitract.config", "gitract.commands",
                       "gitract.cli", "gitract.__main__")),
 ]
@@ -129,5 +131,7 @@ def test_the_checker_sees_lazy_imports():
     graph = import_graph()
     # A lazy import inside a function (compare -> report) is an edge.
     assert "gitract.compare._report" in graph["gitract.compare._run"]
-    assert layer_of("gitract.models.cnn") < layer_of("gitract.evaluation._config")
-    assert "gitract.models.cnn" in graph["gitract.evaluation._config"]  # inside make_model
+    assert layer_of("gitract.models.cnn") < layer_of("gitract.tracks.block_cnn")
+    assert "gitract.models.cnn" in graph["gitract.tracks.block_cnn"]  # inside _cnn_class
+    assert layer_of("gitract.postprocessing") < layer_of("gitract.tracks")
+    assert layer_of("gitract.tracks") < layer_of("gitract.config") == layer_of("gitract.compare")

@@ -34,6 +34,7 @@ from gitract.config import (
 )
 from gitract.data.loaders import DATASET_KINDS
 from gitract.data.record import DataError
+from gitract.tracks import track_kind
 
 #: Where a run goes without ``--out`` (relative to the working folder; git ignores the
 #: repository's ``runs/``).
@@ -86,6 +87,19 @@ def parse_params(items: list[str]) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------ the config
+def given_params(args: argparse.Namespace, flags) -> dict:
+    """The track parameters of the flags given (``(flag, field)`` pairs)."""
+    return {field: getattr(args, flag) for flag, field in flags
+            if getattr(args, flag, None) is not None}
+
+
+def track_name(prefix: str | None, kind: str, args: argparse.Namespace) -> str:
+    """``<classifier>-<block size>`` (``cnn-<block size>``), defaults filled in."""
+    settings = track_kind(kind).settings
+    block_size = settings.block_size if args.block_size is None else args.block_size
+    return f"{prefix or settings.classifier}-{block_size}"
+
+
 def split_settings(args: argparse.Namespace, *, evaluate: bool) -> dict[str, Any]:
     """The config's ``split`` mapping from ``--folds`` / ``--n-test`` / ``--n-val``."""
     if not evaluate:

@@ -20,24 +20,47 @@ from pathlib import Path
 from gitract.commands._engine import (
     add_data_arguments,
     add_run_arguments,
+    given_params,
     parse_params,
     print_evaluation,
     print_training,
     run_track,
     track_config,
+    track_name,
 )
 from gitract.commands.predict import add_predict_arguments, predict
+from gitract.probmaps import INTERPOLATIONS
+from gitract.tracks import track_kind
+
+
+#: ``--flag`` -> field of the track's settings (:class:`gitract.tracks.BlockSettings`).
+#: A flag not given (None) leaves the field to the settings' own default.
+TRACK_FLAGS = (("classifier", "classifier"), ("block_size", "block_size"), ("step", "step"),
+               ("features", "features"), ("n_per_class", "n_per_class"),
+               ("background_cap", "background_cap"), ("interpolation", "interpolation"))
+
+
+def _default(key: str):
+    """A field's default, from the settings class of the ``blocks`` kind (its owner)."""
+    return getattr(track_kind("blocks").settings, key)
 
 
 def _add_track(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--classifier", choices=("rf", "lightgbm"), default="rf")
-    p.add_argument("--block-size", type=int, default=33, help="odd block size (33 or 63)")
-    p.add_argument("--step", type=int, default=4, help="stride of the prediction grid")
-    p.add_argument("--features", choices=("filters", "raw"), default="filters")
-    p.add_argument("--n-per-class", type=int, default=200,
-                   help="training blocks per organ and slice")
-    p.add_argument("--background-cap", type=int, default=400, help="background blocks per slice")
-    p.add_argument("--interpolation", choices=("nearest", "linear", "cubic"), default="linear")
+    p.add_argument("--classifier", choices=("rf", "lightgbm"), default=None,
+                   help=f"the block classifier (default {_default('classifier')})")
+    p.add_argument("--block-size", type=int, default=None,
+                   help=f"odd block size, 33 or 63 (default {_default('block_size')})")
+    p.add_argument("--step", type=int, default=None,
+                   help=f"stride of the prediction grid (default {_default('step')})")
+    p.add_argument("--features", choices=("filters", "raw"), default=None,
+                   help=f"featurizer (default {_default('features')})")
+    p.add_argument("--n-per-class", type=int, default=None,
+                   help=f"training blocks per organ and slice (default "
+                        f"{_default('n_per_class')})")
+    p.add_argument("--background-cap", type=int, default=None,
+                   help=f"background blocks per slice (default {_default('background_cap')})")
+    p.add_argument("--interpolation", choices=INTERPOLATIONS, default=None,
+                   help=f"between grid points (default {_default('interpolation')})")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="classifier parameter (JSON value), e.g. --param n_estimators=100")
 
@@ -87,15 +110,17 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 
 def track_params(args: argparse.Namespace) -> dict:
-    """The ``blocks`` track parameters (:class:`gitract.evaluation.BlockTrackConfig`)."""
-    return {"classifier": args.classifier, "block_size": args.block_size, "step": args.step,
-            "features": args.features, "n_per_class": args.n_per_class,
-            "background_cap": args.background_cap, "interpolation": args.interpolation,
-            "model_params": parse_params(args.param)}
+    """The ``blocks`` track parameters (:class:`gitract.tracks.BlockSettings` fields) the
+    command line gives."""
+    params = given_params(args, TRACK_FLAGS)
+    model_params = parse_params(args.param)
+    if model_params:
+        params["model_params"] = model_params
+    return params
 
 
 def _run(args: argparse.Namespace, *, evaluate: bool) -> int:
-    name = f"{args.classifier}-{args.block_size}"
+    name = track_name(args.classifier, "blocks", args)
     config = track_config(args, name=name, kind="blocks", params=track_params(args),
                           evaluate=evaluate)
     out, summary = run_track(args, config)

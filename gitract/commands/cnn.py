@@ -12,33 +12,47 @@ import argparse
 from gitract.commands._engine import (
     add_data_arguments,
     add_run_arguments,
+    given_params,
     parse_params,
     print_evaluation,
     print_training,
     run_track,
     track_config,
+    track_name,
 )
+from gitract.commands.blocks import TRACK_FLAGS
 from gitract.commands.compare import device_name
 from gitract.data.record import DataError
+from gitract.probmaps import INTERPOLATIONS
+from gitract.tracks import track_kind
+
+
+#: ``--flag`` -> field of ``model_params`` (``BlockCNNClassifier``; None: its default).
+MODEL_FLAGS = (("epochs", "max_epochs"), ("steps", "max_steps"), ("batch_size", "batch_size"),
+               ("lr", "lr"), ("device", "device"), ("threads", "num_threads"))
 
 
 def _add_track(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--block-size", type=int, default=33, help="odd block size (33 or 63)")
-    p.add_argument("--step", type=int, default=4, help="stride of the probability-map grid")
-    p.add_argument("--n-per-class", type=int, default=200,
+    p.add_argument("--block-size", type=int, default=None,
+                   help="odd block size, 33 or 63 (default "
+                        f"{track_kind('cnn').settings.block_size})")
+    p.add_argument("--step", type=int, default=None, help="stride of the probability-map grid")
+    p.add_argument("--n-per-class", type=int, default=None,
                    help="training blocks per organ and slice")
-    p.add_argument("--background-cap", type=int, default=400, help="background blocks per slice")
-    p.add_argument("--interpolation", choices=("nearest", "linear", "cubic"), default="linear")
-    p.add_argument("--epochs", type=int, default=20, help="max epochs (early stopping)")
+    p.add_argument("--background-cap", type=int, default=None,
+                   help="background blocks per slice")
+    p.add_argument("--interpolation", choices=INTERPOLATIONS, default=None)
+    p.add_argument("--epochs", type=int, default=None, help="max epochs (early stopping)")
     p.add_argument("--dense", action="store_true",
                    help="dense training: every block centred in random crops of the training "
                         "slices (--steps, --param crop_size=96 ...) instead of sampled blocks")
     p.add_argument("--steps", type=int, default=None,
                    help="optimiser steps of dense training (default: --epochs passes)")
-    p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--channels", default="16,32,64", help="conv channels, comma-separated")
-    p.add_argument("--device", type=device_name, default="auto",
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--channels", default=None, help="conv channels, comma-separated "
+                                                     "(e.g. 16,32,64)")
+    p.add_argument("--device", type=device_name, default=None,
                    help="auto | cpu | cuda | cuda:N | mps")
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
@@ -80,17 +94,17 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 
 def model_params(args: argparse.Namespace) -> dict:
-    """``BlockCNNClassifier`` parameters from the command line."""
-    try:
-        channels = [int(c) for c in str(args.channels).split(",") if c.strip()]
-    except ValueError:
-        raise DataError(f"--channels: expected comma-separated ints, got {args.channels!r}") \
-            from None
-    params = {"channels": channels, "max_epochs": args.epochs, "batch_size": args.batch_size,
-              "lr": args.lr, "device": args.device, "num_threads": args.threads,
-              "verbose": args.verbose}
-    if getattr(args, "steps", None) is not None:
-        params["max_steps"] = args.steps
+    """The ``BlockCNNClassifier`` parameters the command line gives (the flags given,
+    then ``--param``)."""
+    params = given_params(args, MODEL_FLAGS)
+    if args.channels is not None:
+        try:
+            params["channels"] = [int(c) for c in str(args.channels).split(",") if c.strip()]
+        except ValueError:
+            raise DataError(f"--channels: expected comma-separated ints, got "
+                            f"{args.channels!r}") from None
+    if args.verbose:
+        params["verbose"] = True
     params.update(parse_params(args.param))
     return params
 
@@ -98,10 +112,10 @@ def model_params(args: argparse.Namespace) -> dict:
 def run(args: argparse.Namespace) -> int:
     """Dispatch to the action; returns the exit status."""
     evaluate = args.action == "evaluate"
-    name = f"cnn-{args.block_size}"
-    params = {"block_size": args.block_size, "step": args.step,
-              "n_per_class": args.n_per_class, "background_cap": args.background_cap,
-              "interpolation": args.interpolation, "model_params": model_params(args)}
+    name = track_name("cnn", "cnn", args)
+    params = given_params(args, TRACK_FLAGS)
+    if model_params(args):
+        params["model_params"] = model_params(args)
     if args.dense:
         params["training"] = "dense"
     config = track_config(args, name=name, kind="cnn", params=params, evaluate=evaluate)

@@ -11,7 +11,8 @@ from __future__ import annotations
 import argparse
 
 from gitract.compare import resolve_out_dir, run_comparison
-from gitract.config import SEGMENTER_KINDS, load_config, read_config_file
+from gitract.config import load_config, read_config_file
+from gitract.tracks import track_kind, track_kinds
 
 EXAMPLES = """examples:
   gitract compare experiments/configs/quick.yaml
@@ -90,10 +91,9 @@ def device_sets(raw_tracks, device: str | None) -> list[str]:
     out = []
     for i, track in enumerate(raw_tracks or []):
         kind = track.get("kind") if isinstance(track, dict) else None
-        if kind in SEGMENTER_KINDS:
-            out.append(f"tracks.{i}.params.device={device}")
-        elif kind == "cnn":
-            out.append(f"tracks.{i}.params.model_params.device={device}")
+        entry = track_kind(kind) if kind in track_kinds() else None
+        if entry is not None and entry.device_key:
+            out.append(f"tracks.{i}.params.{entry.device_key}={device}")
     return out
 
 

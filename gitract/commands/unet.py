@@ -24,18 +24,22 @@ from pathlib import Path
 from gitract.commands._engine import (
     add_data_arguments,
     add_run_arguments,
+    given_params,
     print_training,
     run_track,
     track_config,
 )
 from gitract.commands.compare import device_name
 from gitract.commands.predict import add_predict_arguments, predict
+from gitract.models import ARCHITECTURES
+from gitract.tracks import track_kind
 
-#: ``train`` flag -> :class:`UNetConfig` field.
+#: ``train`` flag -> field of the segmentation settings (:class:`gitract.models.UNetConfig`);
+#: a flag not given (None) leaves the field to the settings' default.
 _FLAGS = (("epochs", "max_epochs"), ("steps", "max_steps"), ("minutes", "max_minutes"),
           ("image_size", "image_size"), ("base_channels", "base_channels"),
           ("depth", "depth"), ("batch_size", "batch_size"), ("lr", "lr"),
-          ("threads", "num_threads"))
+          ("threads", "num_threads"), ("device", "device"))
 
 
 TRAIN_EXAMPLES = """examples:
@@ -61,16 +65,17 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                                       "'gitract predict')", epilog=TRAIN_EXAMPLES)
     add_data_arguments(tr)
     add_run_arguments(tr, evaluate=False, track="unet")
-    tr.add_argument("--epochs", type=int, default=None, help="epoch budget (default 40)")
+    tr.add_argument("--epochs", type=int, default=None,
+                    help=f"epoch budget (default {track_kind('unet').settings.max_epochs})")
     tr.add_argument("--steps", type=int, default=None,
                     help="budget in optimiser steps (reproducible on any machine)")
     tr.add_argument("--minutes", type=float, default=None,
                     help="wall-clock guard (alone: the budget, machine-dependent)")
-    tr.add_argument("--device", type=device_name, default="auto",
-                    help="auto, cpu, cuda, cuda:N or mps")
+    tr.add_argument("--device", type=device_name, default=None,
+                    help="auto, cpu, cuda, cuda:N or mps (default auto)")
     tr.add_argument("--gpu-config", action="store_true",
                     help="start from the larger GPU config (base 32, depth 4, 320 px)")
-    tr.add_argument("--architecture", choices=("unet", "unetpp", "deeplabv3plus"),
+    tr.add_argument("--architecture", choices=ARCHITECTURES,
                     default="unet", help="the network (the track's kind; default unet)")
     tr.add_argument("--image-size", type=int, default=None, help="network grid side")
     tr.add_argument("--base-channels", type=int, default=None)
@@ -95,11 +100,7 @@ def track_params(args: argparse.Namespace) -> dict:
 
         default, gpu = UNetConfig().to_dict(), GPU_CONFIG.to_dict()
         params.update({k: v for k, v in gpu.items() if v != default[k]})
-    params["device"] = args.device
-    for flag, field in _FLAGS:
-        value = getattr(args, flag)
-        if value is not None:
-            params[field] = value
+    params.update(given_params(args, _FLAGS))
     if (args.minutes is not None or args.steps is not None) and args.epochs is None:
         params["max_epochs"] = None  # the step budget (or the time budget alone) limits it
     return params

@@ -22,7 +22,6 @@ from gitract.compare._run import (
     run_comparison,
 )
 from gitract.compare._run_folder import check_run_folder
-from gitract.compare._tracks import make_track
 
 __all__ = [
     "build_report",
@@ -30,7 +29,6 @@ __all__ = [
     "data_path",
     "load_index",
     "make_folds",
-    "make_track",
     "predict_coco",
     "predict_submission",
     "read_json",

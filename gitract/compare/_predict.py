@@ -7,11 +7,11 @@ from pathlib import Path
 
 from gitract.compare._files import read_json
 from gitract.compare._steps import step_status
-from gitract.compare._tracks import make_track
 from gitract.data.index import index_dataset
 from gitract.data.kaggle import gap_warning, stacks_to_rle_frame, write_submission
 from gitract.data.record import DataError
 from gitract.postprocessing import ThresholdTuning
+from gitract.tracks import make_track
 from gitract.utils.outputs import check_output_file
 from gitract.utils.parallel import ParallelConfig, map_scans
 

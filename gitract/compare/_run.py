@@ -40,7 +40,6 @@ from gitract.compare._run_folder import check_run_folder, forced_note
 from gitract.compare._scan_eval import example_candidates
 from gitract.compare._step_eval import evaluate_step
 from gitract.compare._steps import mark_done, step_status
-from gitract.compare._tracks import make_track
 from gitract.config import DataConfig, ExperimentConfig
 from gitract.data.index import DatasetIndex, index_dataset, natural_key
 from gitract.data.phantom import PhantomConfig
@@ -48,7 +47,7 @@ from gitract.data.record import DataError, SliceStack
 from gitract.data.splits import case_folds, make_case_splits
 from gitract.metrics import MetricConventions
 from gitract.paths import cache_dir, reports_dir
-from gitract.postprocessing import DEFAULT_GRID
+from gitract.tracks import make_adapter
 from gitract.utils import derive_seeds, seed_everything
 from gitract.utils.memory import release_memory
 from gitract.utils.parallel import ParallelConfig, map_scans, parallel_session
@@ -256,17 +255,10 @@ def run_comparison(
 
 def prepare_run(config: ExperimentConfig, source: str, track_seed: int, *,
                 index: DatasetIndex | None = None) -> tuple[DatasetIndex, dict, list]:
-    """Check every track's parameters, index the data and make the split, before a run
+    """Check the metric conventions, index the data and make the split, before a run
     writes anything; a problem raises :class:`DataError` naming ``source`` (the config
-    file) and the section."""
-    for i, track in enumerate(config.tracks):  # every track's parameters before any data
-        try:
-            make_track(track.kind, track.params, random_state=track_seed)
-        except (TypeError, ValueError) as exc:
-            if isinstance(exc, DataError):
-                raise
-            raise DataError(f"{source}: tracks[{i}] ({track.name}): {exc}") from None
-
+    file) and the section. (The tracks' parameters were parsed and checked with the
+    config: :class:`~gitract.config.TrackConfig`.)"""
     try:
         MetricConventions.from_mapping(config.metrics)
     except (TypeError, ValueError) as exc:
@@ -304,7 +296,7 @@ def _run_steps(config, out, index, splits, folds, track_seed, parallel, stop_aft
             step_dir = out / "steps" / f"fold{fold_index}" / track.name
             model_key = hash_key({"data": data_key, "fold": fold_index, "kind": track.kind,
                                   "params": track.params, "seed": track_seed})
-            tuning = _tuning_options(config, track)
+            tuning = track.tuning.options(config.min_sizes)
             eval_key = hash_key({"model": model_key, "conventions": repr(conventions),
                                  "tuning": tuning, "examples": examples,
                                  "report": asdict(config.report), "version": 3})
@@ -340,20 +332,10 @@ def _conventions(config: ExperimentConfig):
         raise DataError(f"config metrics: {exc}") from None
 
 
-def _tuning_options(config: ExperimentConfig, track) -> dict:
-    """The validation sweep of a track: the run's rule, overridden by the track's own
-    ``threshold_grid``, ``min_sizes`` or ``hausdorff_max_side`` where it sets them."""
-    options = {"threshold_grid": [float(t) for t in DEFAULT_GRID],
-               "min_sizes": [int(m) for m in config.min_sizes], "hausdorff_max_side": 128}
-    for key in options:
-        if key in track.params:
-            options[key] = track.params[key]
-    return options
-
-
 def _fit_or_load(track, directory: Path, key: str, seed: int, index, train_keys, val_keys,
                  parallel):
-    adapter = make_track(track.kind, track.params, random_state=seed)
+    adapter = make_adapter(track.kind, track.settings, random_state=seed,
+                           written=track.params)
     done, why = step_status(directory, key)
     if done:
         log.info("%s: trained model cached, loading %s", track.name, directory)

@@ -19,7 +19,7 @@ import pandas as pd
 from gitract.compare import _analysis as A
 from gitract.data.index import ScanSource
 from gitract.data.kaggle import stacks_to_rle_frame
-from gitract.evaluation import normalize_stack
+from gitract.tracks import normalize_stack
 from gitract.metrics import (
     DICE_WEIGHT,
     HAUSDORFF_WEIGHT,

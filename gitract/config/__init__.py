@@ -15,8 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from gitract.config._experiment import (
-    SEGMENTER_KINDS,
-    TRACK_KINDS,
     DataConfig,
     ExperimentConfig,
     ReportConfig,
@@ -29,8 +27,6 @@ from gitract.config._sections import build_experiment
 from gitract.config._yaml import check_file_keys, read_config_file
 
 __all__ = [
-    "SEGMENTER_KINDS",
-    "TRACK_KINDS",
     "ConfigError",
     "DataConfig",
     "ExperimentConfig",

@@ -6,16 +6,13 @@ checks every value before it builds these.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from gitract.tracks import TuningSettings, parse_track
 from gitract.utils.parallel import ParallelConfig
-
-#: Track kinds trained by the U-Net track's segmenter, one per network; the kind sets
-#: ``UNetConfig.architecture`` (the same names as ``gitract.models.unet.ARCHITECTURES``).
-SEGMENTER_KINDS = ("unet", "unetpp", "deeplabv3plus")
-TRACK_KINDS = ("blocks", "cnn", *SEGMENTER_KINDS)
 
 
 @dataclass(frozen=True)
@@ -63,15 +60,35 @@ class SplitConfig:
 
 @dataclass(frozen=True)
 class TrackConfig:
-    """One track of the comparison: a name, a kind and the kind's parameters."""
+    """One track of the comparison: a name, a kind (:func:`gitract.tracks.track_kind`)
+    and its parameters.
+
+    ``params`` are kept as written (they are what ``config.json`` shows and what a
+    step's key hashes); ``settings`` (the kind's settings object) and ``tuning``
+    (:class:`~gitract.tracks.TuningSettings`) are those parameters parsed, once, when
+    the config is built (:func:`gitract.config.config_from_dict` passes them; built
+    directly, the track parses its ``params`` here).
+    """
 
     name: str
     kind: str
     params: dict = field(default_factory=dict)
+    settings: Any = field(default=None, compare=False, repr=False)
+    tuning: TuningSettings | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        if self.kind not in TRACK_KINDS:
-            raise ValueError(f"track {self.name!r}: kind must be one of {TRACK_KINDS}, got {self.kind!r}")
+        if self.settings is None or self.tuning is None:
+            try:
+                settings, tuning, params = parse_track(self.kind, self.params, "params")
+            except ValueError as exc:
+                raise ValueError(f"track {self.name!r}: {exc}") from None
+            object.__setattr__(self, "settings", settings)
+            object.__setattr__(self, "tuning", tuning)
+            object.__setattr__(self, "params", params)
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{name, kind, params}`` (params as written)."""
+        return {"name": self.name, "kind": self.kind, "params": copy.deepcopy(self.params)}
 
 
 @dataclass(frozen=True)
@@ -106,4 +123,7 @@ class ExperimentConfig:
             object.__setattr__(self, "parallel", ParallelConfig())
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """JSON-able dict (a run's ``config.json``): tracks as written, not expanded."""
+        out = dataclasses.asdict(dataclasses.replace(self, tracks=()))
+        out["tracks"] = [t.to_dict() for t in self.tracks]
+        return out

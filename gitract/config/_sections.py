@@ -1,18 +1,16 @@
 """Every section of an experiment config checked, then the frozen dataclasses built.
 
-:func:`build_experiment` raises :class:`~gitract.config._schema.KeyProblem` for the first
+:func:`build_experiment` raises :class:`~gitract.utils.schema.KeyProblem` for the first
 problem (a key path and words); nothing here reads data or writes files.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import typing
 from collections.abc import Mapping
 from typing import Any
 
 from gitract.config._experiment import (
-    TRACK_KINDS,
     DataConfig,
     ExperimentConfig,
     ReportConfig,
@@ -31,10 +29,10 @@ from gitract.config._schema import (
     problem_of,
     show,
 )
-from gitract.config._tracks import check_track_params
 from gitract.data.loaders import DATASET_KINDS
 from gitract.data.phantom import PhantomConfig
 from gitract.metrics import CONVENTIONS, MetricConventions
+from gitract.tracks import parse_track, track_kinds
 from gitract.utils.parallel import BACKENDS, ParallelConfig
 
 __all__ = ["build_experiment"]
@@ -154,13 +152,12 @@ def _tracks(values: Any) -> tuple[TrackConfig, ...]:
         return ()
     if not isinstance(values, (list, tuple)):
         raise KeyProblem("tracks", f"expected a list of tracks, got {show(values)}")
-    hints = typing.get_type_hints(TrackConfig)
     tracks, seen = [], {}
     for i, value in enumerate(values):
         path = join("tracks", i)
         if not isinstance(value, Mapping):
             raise KeyProblem(path, f"expected a mapping (name, kind, params), got {show(value)}")
-        check_keys(value, hints, path)
+        check_keys(value, ("name", "kind", "params"), path)
         for key in ("name", "kind"):
             if key not in value:
                 raise KeyProblem(join(path, key), "missing")
@@ -172,9 +169,12 @@ def _tracks(values: Any) -> tuple[TrackConfig, ...]:
                                                  f"(also tracks[{seen[name]}])")
         seen[name] = i
         kind = check_value(value["kind"], str, join(path, "kind"))
-        problem = one_of(TRACK_KINDS)(kind)
+        problem = one_of(track_kinds())(kind)
         if problem:
             raise KeyProblem(join(path, "kind"), problem)
-        params = check_track_params(kind, value.get("params") or {}, join(path, "params"))
-        tracks.append(TrackConfig(name=name, kind=kind, params=params))
+        # The one parse of a track's parameters (the kind's settings and the sweep's).
+        settings, tuning, params = parse_track(kind, value.get("params") or {},
+                                               join(path, "params"))
+        tracks.append(TrackConfig(name=name, kind=kind, params=params, settings=settings,
+                                  tuning=tuning))
     return tuple(tracks)

@@ -1,40 +1,17 @@
-"""Classifiers and segmenters behind one registry.
+"""Classifiers and segmenters: fit / predict_proba, nothing about thresholds or reports.
 
-``make_model(name, **params)`` builds an unfitted model: ``"rf"`` and ``"lgbm"`` (scikit-learn
-pipelines on block features), ``"cnn"`` (:class:`~gitract.models.cnn.BlockCNNClassifier` on raw
-blocks) and ``"unet"`` (:class:`~gitract.models.unet.UNetSegmenter`). Torch is imported only
-for the last two.
+The names a config uses for them (``rf``, ``lightgbm``, ``cnn``, ``unet``, ...) are looked
+up in one table, :mod:`gitract.tracks`. Exported here, torch-free: the settings of a
+torch training run (:class:`TrainConfig`) and of a segmentation track
+(:class:`UNetConfig`, a ``TrainConfig`` with the net's options), checked before torch
+loads; :func:`device_problem` checks a device name. Torch is imported by
+:mod:`gitract.models.cnn`, :mod:`~gitract.models.unet`, :mod:`~gitract.models.nets` and
+:mod:`~gitract.models.train_torch` only.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from gitract.models._train_config import LOSSES, TrainConfig
+from gitract.models._unet_config import ARCHITECTURES, UNetConfig, device_problem
 
-from gitract.models.pipelines import make_lgbm, make_rf
-
-__all__ = ["MODELS", "make_model"]
-
-MODELS: tuple[str, ...] = ("rf", "lgbm", "cnn", "unet")
-
-
-def make_model(name: str, **params: Any):
-    """An unfitted model by name.
-
-    Examples
-    --------
-    >>> make_model("rf", n_estimators=5).get_params()["clf__n_estimators"]
-    5
-    """
-    if name == "rf":
-        return make_rf(**params)
-    if name in ("lgbm", "lightgbm"):
-        return make_lgbm(**params)
-    if name == "cnn":
-        from gitract.models.cnn import BlockCNNClassifier
-
-        return BlockCNNClassifier(**params)
-    if name == "unet":
-        from gitract.models.unet import UNetSegmenter
-
-        return UNetSegmenter(**params)
-    raise ValueError(f"name must be one of {MODELS}, got {name!r}")
+__all__ = ["ARCHITECTURES", "LOSSES", "TrainConfig", "UNetConfig", "device_problem"]

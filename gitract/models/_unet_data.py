@@ -197,7 +197,7 @@ def prepare_volume(
     image = np.asarray(image)
     if image.size and float(np.ptp(image)) == 0.0:
         # A constant stack (e.g. blank padding slices) has nothing to normalise; as in
-        # gitract.evaluation.normalize_stack it becomes zeros instead of an error.
+        # gitract.tracks.normalize_stack it becomes zeros instead of an error.
         vol = np.zeros(image.shape, np.float32)
     else:
         vol = normalize_intensity(image, lower=percentiles[0], upper=percentiles[1])

@@ -22,8 +22,10 @@ def _args(argv: list[str]) -> argparse.Namespace:
 
 def test_train_flags_map_onto_the_track_parameters():
     params = unet.track_params(_args(["--steps", "30", "--image-size", "64", "--threads", "1"]))
-    assert params == {"device": "auto", "max_steps": 30, "image_size": 64, "num_threads": 1,
-                      "max_epochs": None}  # a step budget alone: no epoch limit
+    # Only the flags given (the settings own every default); a step budget alone: no
+    # epoch limit.
+    assert params == {"max_steps": 30, "image_size": 64, "num_threads": 1, "max_epochs": None}
+    assert unet.track_params(_args(["--device", "cpu"]))["device"] == "cpu"
     gpu = unet.track_params(_args(["--gpu-config", "--image-size", "64", "--epochs", "2"]))
     from dataclasses import replace
 

@@ -10,10 +10,10 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from gitract.models._train_config import LOSSES
+
 __all__ = ["LOSSES", "autocast", "bce_dice_loss", "evaluate_net", "segmentation_loss", "valid_mask"]
 
-#: Pixel terms of :func:`segmentation_loss`.
-LOSSES = ("bce_dice", "focal_dice")
 
 
 def _soft_dice_loss(prob: torch.Tensor, target: torch.Tensor, smooth: float) -> torch.Tensor:

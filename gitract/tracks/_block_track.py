@@ -1,4 +1,20 @@
-"""Training a block track and predicting probability maps of stacks."""
+"""The work of a block track: sample and featurise training blocks, fit, predict maps.
+
+One track = a featurizer (:mod:`gitract.features`) + a block classifier (random forest,
+LightGBM, the block CNN, any registered one). The engine reads training scans one at a
+time and keeps their sampled rows (:func:`training_rows`), fits on them
+(:func:`fit_block_track`), and turns each scan into probability maps
+(:meth:`BlockTrack.predict_proba`); :func:`train_block_track` fits on stacks held in
+memory (notebooks, tests). ``config`` is the track's settings
+(:class:`gitract.tracks.BlockSettings`; ``make_featurizer()``, ``make_model()`` and the
+sampling fields).
+
+Every volume is normalised with :func:`gitract.preprocessing.normalize_intensity`
+before featurising. Block centres of a slice are drawn with
+:func:`gitract.blocks.sample_block_centres` under a seed derived from ``random_state`` and
+the slice id, so a slice gets the same blocks in every fold; an optional ``cache`` (a
+plain dict) keeps each slice's features.
+"""
 
 from __future__ import annotations
 
@@ -20,7 +36,6 @@ from gitract.blocks import (
     sample_block_centres,
 )
 from gitract.data.record import SliceStack
-from gitract.evaluation._config import BlockTrackConfig
 from gitract.features import find_body
 from gitract.postprocessing import ThresholdTuning
 from gitract.preprocessing import normalize_intensity
@@ -108,7 +123,7 @@ class BlockTrack:
         Fitted; ``predict_proba`` columns ordered like ``model.classes_`` (ints).
     featurizer : object
         From ``config.make_featurizer()``.
-    config : BlockTrackConfig
+    config : Any
     classes : tuple of str
         Organ classes of the probability-map channels.
     tuning : ThresholdTuning or None
@@ -123,7 +138,7 @@ class BlockTrack:
 
     model: Any
     featurizer: Any
-    config: BlockTrackConfig
+    config: Any
     classes: tuple[str, ...]
     tuning: ThresholdTuning | None = None
     fit_seconds: float = math.nan
@@ -157,7 +172,7 @@ class BlockTrack:
 
 def train_block_track(
     train_stacks: Sequence[SliceStack],
-    config: BlockTrackConfig | None = None,
+    config: Any,
     *,
     cache: dict | None = None,
 ) -> BlockTrack:
@@ -170,8 +185,8 @@ def train_block_track(
     ----------
     train_stacks : list of SliceStack
         Labelled stacks of the training cases.
-    config : BlockTrackConfig, optional
-        None: ``BlockTrackConfig()``.
+    config : BlockSettings
+        The track's settings.
     cache : dict, optional
         Keeps per-slice features for later calls (see the module notes).
 
@@ -185,8 +200,6 @@ def train_block_track(
     ValueError
         No stacks, unlabelled stacks, mixed classes, or a single label overall.
     """
-    if config is None:
-        config = BlockTrackConfig()
     featurizer = config.make_featurizer()
     parts, keys, classes = [], [], None
     n_slices = sum(s.n_slices for s in train_stacks)
@@ -203,14 +216,14 @@ def train_block_track(
     return fit_block_track(parts, config, classes, train_keys=keys, featurizer=featurizer)
 
 
-def per_slice_limit(config: BlockTrackConfig, n_train_slices: int) -> int | None:
+def per_slice_limit(config: Any, n_train_slices: int) -> int | None:
     """Blocks a slice may keep under ``config.max_train_blocks`` (None: no cap)."""
     if config.max_train_blocks is None:
         return None
     return max(1, -(-int(config.max_train_blocks) // max(int(n_train_slices), 1)))
 
 
-def kept_slices(stack: SliceStack, config: BlockTrackConfig, n_train_slices: int) -> NDArray:
+def kept_slices(stack: SliceStack, config: Any, n_train_slices: int) -> NDArray:
     """Indices of the slices of ``stack`` that train (all, or a seeded share under
     ``config.max_train_slices``)."""
     if config.max_train_slices is None:
@@ -224,7 +237,7 @@ def kept_slices(stack: SliceStack, config: BlockTrackConfig, n_train_slices: int
 
 def training_rows(
     stack: SliceStack,
-    config: BlockTrackConfig,
+    config: Any,
     *,
     n_train_slices: int | None = None,
     cache: dict | None = None,
@@ -269,7 +282,7 @@ def training_rows(
 
 def fit_block_track(
     parts: Sequence[tuple[NDArray, NDArray, float]],
-    config: BlockTrackConfig,
+    config: Any,
     classes: Sequence[str],
     *,
     train_keys: Sequence[str] = (),
@@ -336,7 +349,7 @@ def predict_stacks(
     interpolation: str = "linear",
     classes: Sequence[str] | None = None,
     cache: dict | None = None,
-    config: BlockTrackConfig | None = None,
+    config: Any = None,
 ) -> ProbaMaps:
     """Probability maps of every slice of every stack.
 
@@ -355,7 +368,7 @@ def predict_stacks(
         Output channels; default each stack's ``classes``.
     cache : dict, optional
         Per-slice grid features (needs ``config`` for the sampling keys).
-    config : BlockTrackConfig, optional
+    config : BlockSettings, optional
 
     Returns
     -------

@@ -9,15 +9,16 @@ import numpy as np
 import pytest
 
 from gitract.data.record import SliceStack
-from gitract.evaluation import (
-    BlockTrackConfig,
+from gitract.metrics import score_stacks
+from gitract.postprocessing import tune_thresholds
+from gitract.tracks import (
+    BlockSettings,
+    TuningSettings,
     load_block_track,
     predict_stacks,
     save_block_track,
     train_block_track,
 )
-from gitract.metrics import score_stacks
-from gitract.postprocessing import tune_thresholds
 
 CLASSES3 = ("large_bowel", "small_bowel", "stomach")
 SIZE = 40
@@ -52,14 +53,14 @@ def stacks() -> list[SliceStack]:
 SPLIT = (["case0", "case1", "case2"], ["case3"], ["case4"])
 
 
-def _config(**kw) -> BlockTrackConfig:
+def _config(**kw) -> BlockSettings:
     base = dict(
         block_size=9, step=2, n_per_class=30, background_cap=60,
-        feature_params={"sigmas": (1.0, 2.0)}, min_sizes=(0, 8),
-        model_params={"n_estimators": 10, "n_jobs": 1}, hausdorff_max_side=None,
+        feature_params={"sigmas": (1.0, 2.0)},
+        model_params={"n_estimators": 10, "n_jobs": 1},
     )
     base.update(kw)
-    return BlockTrackConfig(**base)
+    return BlockSettings(**base)
 
 
 @pytest.mark.parametrize("classifier", ["rf", "lightgbm"])
@@ -70,9 +71,10 @@ def test_block_track_end_to_end(stacks, classifier):
     config = _config(classifier=classifier, model_params=params)
     train, val, test = stacks[:3], stacks[3:4], stacks[4:]
     track = train_block_track(train, config)
-    tuning = tune_thresholds(track.predict_proba(val), val, grid=config.threshold_grid,
-                             min_sizes=config.min_sizes,
-                             hausdorff_max_side=config.hausdorff_max_side)
+    sweep = TuningSettings(min_sizes=(0, 8), hausdorff_max_side=None)  # the track's sweep
+    tuning = tune_thresholds(track.predict_proba(val), val, grid=sweep.threshold_grid,
+                             min_sizes=sweep.min_sizes,
+                             hausdorff_max_side=sweep.hausdorff_max_side)
     assert tuning.keys == ("case3_day1",)
     proba = track.predict_proba(test)
     maps = proba["case4_day1"]
@@ -126,6 +128,22 @@ def test_save_load_round_trip(stacks, tmp_path):
         load_block_track(tmp_path / "nowhere")
 
 
+def test_a_track_saved_by_an_earlier_version_still_loads(stacks, tmp_path):
+    """Earlier versions kept the sweep's settings (dead there) in the saved config."""
+    import joblib
+
+    track = train_block_track(stacks[:2], _config())
+    out = save_block_track(track, tmp_path / "model")
+    payload = joblib.load(out / "track.joblib")
+    payload["config"].update(threshold_grid=[0.5], min_sizes=[0, 64, 256],
+                             hausdorff_max_side=128)
+    joblib.dump(payload, out / "track.joblib")
+    loaded = load_block_track(out)
+    assert loaded.config == track.config
+    np.testing.assert_array_equal(loaded.predict_masks(stacks[4:])["case4_day1"],
+                                  track.predict_masks(stacks[4:])["case4_day1"])
+
+
 def test_predict_stacks_dense_model(stacks):
     class Dense:
         classes_ = np.array([0, 1, 2, 3])
@@ -143,15 +161,15 @@ def test_predict_stacks_dense_model(stacks):
 
 def test_config_validation_and_round_trip():
     config = _config(classifier="lightgbm")
-    assert BlockTrackConfig.from_dict(config.to_dict()) == config
+    assert BlockSettings.from_dict(config.to_dict()) == config
     with pytest.raises(ValueError, match="classifier"):
-        BlockTrackConfig(classifier="svm")
+        BlockSettings(classifier="svm")
     with pytest.raises(ValueError, match="block_size"):
-        BlockTrackConfig(block_size=32)
+        BlockSettings(block_size=32)
     with pytest.raises(ValueError, match="interpolation"):
-        BlockTrackConfig(interpolation="bilinear")
+        BlockSettings(interpolation="bilinear")
     with pytest.raises(ValueError, match="unknown"):
-        BlockTrackConfig.from_dict({"blocksize": 33})
+        BlockSettings.from_dict({"blocksize": 33})
 
 
 def test_train_errors(stacks):
@@ -168,7 +186,7 @@ def test_train_errors(stacks):
 
 
 def test_max_train_blocks_caps_the_sample_and_keeps_it_seeded(stacks):
-    from gitract.evaluation import training_rows
+    from gitract.tracks import training_rows
 
     full = train_block_track(stacks[:3], _config())
     n_slices = sum(s.n_slices for s in stacks[:3])
@@ -197,7 +215,7 @@ def test_parallel_config_is_validated_before_any_data():
     assert config_from_dict({"parallel": {"n_jobs": 3}}).parallel.n_jobs == 3
 
 
-def _dense_config(**kw) -> BlockTrackConfig:
+def _dense_config(**kw) -> BlockSettings:
     params = {"channels": [4, 8], "hidden": 8, "max_steps": 60, "crop_size": 16,
               "crops_per_step": 2, "lr": 1e-2, "device": "cpu", "num_threads": 1}
     return _config(classifier="cnn", features="raw", feature_params={}, training="dense",
@@ -206,7 +224,7 @@ def _dense_config(**kw) -> BlockTrackConfig:
 
 def test_dense_cnn_track_trains_on_whole_slices_and_predicts(stacks, tmp_path):
     pytest.importorskip("torch")
-    from gitract.evaluation import training_rows
+    from gitract.tracks import training_rows
 
     config = _dense_config()
     images, labels, _ = training_rows(stacks[0], config)
@@ -221,7 +239,7 @@ def test_dense_cnn_track_trains_on_whole_slices_and_predicts(stacks, tmp_path):
     loaded = load_block_track(save_block_track(track, tmp_path / "model"))
     np.testing.assert_array_equal(loaded.predict_proba(stacks[4:])["case4_day1"], proba)
     # the engine's record of the training: a step budget and a curve by step
-    from gitract.compare._tracks import make_track
+    from gitract.tracks import make_track
 
     adapter = make_track("cnn", {}, random_state=0)
     adapter.track_ = loaded
@@ -265,7 +283,7 @@ def test_rf_on_raw_pixels_and_context(stacks):
 
 
 def test_max_train_slices_keeps_a_seeded_share_of_each_stack(stacks):
-    from gitract.evaluation import training_rows
+    from gitract.tracks import training_rows
 
     big = [_case(f"big{i}", 10 + i, n_slices=6) for i in range(2)]
     config = _dense_config(max_train_slices=4)
