@@ -11,7 +11,12 @@ loads; :func:`device_problem` checks a device name. Torch is imported by
 
 from __future__ import annotations
 
-from gitract.models._train_config import LOSSES, TrainConfig
-from gitract.models._unet_config import ARCHITECTURES, UNetConfig, device_problem
+from gitract.models._settings import (
+    ARCHITECTURES,
+    LOSSES,
+    TrainConfig,
+    UNetConfig,
+    device_problem,
+)
 
 __all__ = ["ARCHITECTURES", "LOSSES", "TrainConfig", "UNetConfig", "device_problem"]

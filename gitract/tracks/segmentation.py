@@ -4,7 +4,7 @@ The settings are :class:`gitract.models.UNetConfig` (a :class:`~gitract.models.T
 with the net's options): the segmenter that trains from them sits in the models layer,
 below this one, and reads them back from a saved model, so the class lives there,
 torch-free; :class:`SegmentationSettings` and its two subclasses add the kind's own
-check (the kind names the network). The adapter trains :class:`gitract.models.unet.UNetSegmenter` (torch is
+check (the kind names the network) and nothing else. The adapter trains :class:`gitract.models.unet.UNetSegmenter` (torch is
 imported when a track is fitted or loaded).
 """
 
@@ -13,17 +13,16 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 from gitract.data.record import SliceStack
-from gitract.models import ARCHITECTURES, UNetConfig
+from gitract.models import UNetConfig
 from gitract.tracks._registry import register
 from gitract.utils.io import write_text_atomic
 from gitract.utils.progress import show_progress
-from gitract.utils.schema import KeyProblem, join, show
+from gitract.utils.schema import show
 
 __all__ = ["DeepLabV3PlusSettings", "SegmentationAdapter", "SegmentationSettings",
            "UNetPlusPlusSettings"]
@@ -102,17 +101,13 @@ class SegmentationSettings(UNetConfig):
     of ``unetpp`` and ``deeplabv3plus``. The kind names the network (the report lists
     tracks by kind), so ``architecture``, where written, must be the kind."""
 
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any] | None, path: str = "") -> UNetConfig:
-        kind = cls.__dataclass_fields__["architecture"].default
-        written = data.get("architecture", kind) if isinstance(data, Mapping) else kind
-        if written != kind:
-            problem = (f"a track of kind {kind} has architecture {kind!r}, got "
-                       f"{show(written)} (set the track's kind instead)")
-            if written not in ARCHITECTURES:
-                problem = f"must be one of {', '.join(ARCHITECTURES)}, got {show(written)}"
-            raise KeyProblem(join(path, "architecture"), problem)
-        return super().from_dict(data, path)
+    def __post_init__(self) -> None:
+        kind = type(self).__dataclass_fields__["architecture"].default
+        if self.architecture != kind:
+            raise ValueError(f"architecture: a track of kind {kind} has architecture "
+                             f"{kind!r}, got {show(self.architecture)} (set the track's "
+                             "kind instead)")
+        super().__post_init__()
 
 
 @dataclass(frozen=True)

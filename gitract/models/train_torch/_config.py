@@ -1,13 +1,13 @@
 """Options and record of a training run: :class:`TrainConfig` (torch-free, in
-:mod:`gitract.models._train_config`), :class:`FitHistory`."""
+:mod:`gitract.models._settings`), :class:`FitHistory`."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field, fields
 
-from gitract.models._train_config import MONITORS as _MONITORS
-from gitract.models._train_config import TrainConfig
+from gitract.models._settings import MONITORS as _MONITORS
+from gitract.models._settings import TrainConfig
 
 __all__ = ["FitHistory", "TrainConfig"]
 

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from gitract.models._train_config import LOSSES
+from gitract.models._settings import LOSSES
 
 __all__ = ["LOSSES", "autocast", "bce_dice_loss", "evaluate_net", "segmentation_loss", "valid_mask"]
 

@@ -24,7 +24,7 @@ rotation, scaling, translation, elastic deformation; gamma, contrast, brightness
 Under ``torchrun`` the same ``fit`` trains with DistributedDataParallel
 (:mod:`gitract.models.unet.ddp_train` is the command-line entry point).
 
-Submodules: ``_config`` (:data:`GPU_CONFIG`; :class:`UNetConfig` is torch-free in :mod:`gitract.models._unet_config`), ``_augment``
+Submodules: ``_config`` (:data:`GPU_CONFIG`; :class:`UNetConfig` is torch-free in :mod:`gitract.models._settings`), ``_augment``
 (:func:`augment_batch`), ``_slice_files`` (:class:`SliceFiles`, the training dataset) and
 ``_segmenter`` (:class:`UNetSegmenter`), ``ddp_train`` (``python -m`` entry point, one or
 several processes); the torch-free numpy side is

@@ -1,9 +1,9 @@
 """The segmentation settings (:class:`UNetConfig`, torch-free in
-:mod:`gitract.models._unet_config`) and the larger :data:`GPU_CONFIG`."""
+:mod:`gitract.models._settings`) and the larger :data:`GPU_CONFIG`."""
 
 from __future__ import annotations
 
-from gitract.models._unet_config import ARCHITECTURES, UNetConfig
+from gitract.models._settings import ARCHITECTURES, UNetConfig
 
 __all__ = ["ARCHITECTURES", "GPU_CONFIG", "UNetConfig"]
 
