@@ -57,7 +57,8 @@ class RunInterrupted(RuntimeError):
 # ------------------------------------------------------------------------------ data
 def load_index(config: ExperimentConfig) -> DatasetIndex:
     """The index of the labelled scans a run uses (the phantom is generated once into the
-    cache; ``data.cache_scans`` keeps decoded Kaggle-layout scans there too)."""
+    cache; ``data.cache_scans`` keeps decoded Kaggle-layout scans there too); a dataset
+    without masks (no ``train.csv``) raises :class:`DataError` naming its folder."""
     from gitract.data.index import index_dataset
     from gitract.paths import cache_dir
 
@@ -75,6 +76,11 @@ def load_index(config: ExperimentConfig) -> DatasetIndex:
     index = index_dataset(data.kind, path, cache_dir=scan_cache, **kwargs)
     if not index.scans:
         raise ValueError(f"dataset {data.kind!r} at {path!r} holds no scans")
+    if not index.labelled:  # training and scoring need masks: say so before any work
+        if data.kind in ("kaggle", "phantom"):
+            raise DataError(f"{path}: train.csv is missing (training and scoring need its "
+                            "masks; a Kaggle-layout folder holds train.csv next to train/)")
+        raise DataError(f"{path}: holds no masks (training and scoring need them)")
     return index.restrict(max_cases=data.max_cases, slice_step=data.slice_step)
 
 

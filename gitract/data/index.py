@@ -185,6 +185,12 @@ class DatasetIndex:
             yield self.read(key)
 
     @property
+    def labelled(self) -> bool:
+        """Whether every scan has masks (a Kaggle-layout ``train.csv``, or masks held)."""
+        return all(s.kaggle["labelled"] if s.kaggle is not None else s.stack.masks is not None
+                   for s in self._sources.values())
+
+    @property
     def n_slices(self) -> int:
         return sum(s.n_slices for s in self.scans)
 
