@@ -111,3 +111,92 @@ def test_blocks_train_on_data_without_masks(phantom, tmp_path, capsys):
                  "--out", str(out)]) == 2
     assert one_error_line(capsys).startswith(f"error: {data}: train.csv is missing")
     assert not out.exists()
+
+
+# --------------------------------------------------------------------- 3: devices
+@pytest.fixture
+def no_cuda(monkeypatch):
+    """This machine as one without CUDA (and without MPS), whatever it has."""
+    torch = pytest.importorskip("torch")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    if getattr(torch.backends, "mps", None) is not None:
+        monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    return torch
+
+
+def _no_work(monkeypatch):
+    """Fail the test if the data is indexed (the device must be refused before)."""
+    import gitract.compare._run as run
+
+    def indexed(*args, **kwargs):
+        raise AssertionError("the data was read before the device was checked")
+
+    monkeypatch.setattr(run, "load_index", indexed)
+
+
+@pytest.mark.parametrize(("argv", "edits", "expected"), [
+    (["--device", "cuda"], {},
+     "error: --device: 'cuda' requested but CUDA is not available on this machine"),
+    (["--set", "tracks.unet.params.device=cuda"], {},
+     "error: --set: tracks.unet.params.device: 'cuda' requested but CUDA is not available"),
+    ([], {"tracks.1.params.device": "mps"},
+     "error: {cfg}: tracks[1].params.device: 'mps' requested but MPS is not available"),
+    ([], {"tracks.0.params.classifier": "cnn", "tracks.0.params.features": "raw",
+          "tracks.0.params.model_params": {"device": "cuda:0"}},
+     "error: {cfg}: tracks[0].params.model_params.device: 'cuda:0' requested but CUDA"),
+])
+def test_a_missing_device_is_refused_before_any_work(phantom, tmp_path, capsys, no_cuda,
+                                                     monkeypatch, argv, edits, expected):
+    _no_work(monkeypatch)
+    cfg = _config(tmp_path, phantom, **edits)
+    out = tmp_path / "run"
+    assert main(["compare", str(cfg), "--out", str(out), *argv]) == 2
+    assert one_error_line(capsys).startswith(expected.format(cfg=cfg))
+    assert not out.exists()
+
+
+def test_a_cuda_index_beyond_the_device_count(phantom, tmp_path, capsys, monkeypatch):
+    torch = pytest.importorskip("torch")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    _no_work(monkeypatch)
+    out = tmp_path / "run"
+    assert main(["compare", str(_config(tmp_path, phantom)), "--out", str(out),
+                 "--device", "cuda:1"]) == 2
+    assert one_error_line(capsys) == ("error: --device: 'cuda:1' requested but this machine "
+                                      "has 1 CUDA device(s) (cuda:0 to cuda:0)")
+    assert not out.exists()
+
+
+def test_track_commands_refuse_a_missing_device(phantom, tmp_path, capsys, no_cuda):
+    out = tmp_path / "run"
+    assert main(["unet", "train", "--data", "kaggle", "--path", str(phantom),
+                 "--device", "cuda", "--out", str(out)]) == 2
+    assert one_error_line(capsys).startswith(
+        "error: --device: tracks[0].params.device: 'cuda' requested but CUDA")
+    assert not out.exists()
+
+
+# ------------------------------------------------------------------- 4: scheduler
+@pytest.mark.parametrize(("argv", "expected"), [
+    (["--scheduler", "notanaddress"],
+     "error: --scheduler: expected a scheduler address like tcp://host:8786, got "
+     "'notanaddress'"),
+    (["--scheduler", "tcp://"],
+     "error: --scheduler: expected a scheduler address like tcp://host:8786, got 'tcp://'"),
+    (["--set", "parallel.scheduler=tcp://host:port"],
+     "error: --set: parallel.scheduler: expected a scheduler address like tcp://host:8786"),
+    (["--scheduler", "tcp://127.0.0.1:1"],
+     "error: --scheduler: cannot reach the Dask scheduler at tcp://127.0.0.1:1: "),
+    (["--set", "parallel={backend: dask, scheduler: 'tcp://127.0.0.1:1'}"],
+     "error: parallel.scheduler: cannot reach the Dask scheduler at tcp://127.0.0.1:1: "),
+])
+def test_a_bad_scheduler_ends_in_one_line_before_any_work(phantom, tmp_path, capsys, argv,
+                                                          expected):
+    out = tmp_path / "run"
+    start = time.monotonic()
+    assert main(["compare", str(_config(tmp_path, phantom)), "--out", str(out), *argv]) == 2
+    assert one_error_line(capsys).startswith(expected)
+    assert time.monotonic() - start < 60  # a short timeout, not dask's 30 s per try
+    assert not out.exists()

@@ -37,12 +37,17 @@ from gitract.compare._environment import dataset_description, environment_info
 from gitract.compare._files import hash_key, write_json
 from gitract.compare._step_eval import evaluate_step
 from gitract.compare._steps import mark_done, step_status
-from gitract.config import ExperimentConfig
+from gitract.config import ExperimentConfig, check_devices
 from gitract.data.index import DatasetIndex, natural_key
 from gitract.data.record import DataError, SliceStack
 from gitract.utils._random import derive_seeds, seed_everything
 from gitract.utils.memory import release_memory
-from gitract.utils.parallel import ParallelConfig, map_scans, parallel_session
+from gitract.utils.parallel import (
+    ParallelConfig,
+    map_scans,
+    parallel_session,
+    scheduler_problem,
+)
 
 log = logging.getLogger("gitract.compare")
 
@@ -200,6 +205,10 @@ def run_comparison(
         # Everything that can fail on the config or the data's layout fails here, before
         # the run folder exists.
         index, splits, folds = prepare_run(config, source, track_seed, index=index)
+        if parallel.backend == "dask" and parallel.scheduler:
+            problem = scheduler_problem(parallel.scheduler)  # a short timeout
+            if problem is not None:
+                raise DataError(f"parallel.scheduler: {problem}")
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         handler = logging.FileHandler(out / "log.txt")
@@ -256,6 +265,7 @@ def prepare_run(config: ExperimentConfig, source: str, track_seed: int, *,
             if isinstance(exc, DataError):
                 raise
             raise DataError(f"{source}: tracks[{i}] ({track.name}): {exc}") from None
+    check_devices(config, where=source)  # cuda / mps present, before any work
     from gitract.metrics import MetricConventions
 
     try:

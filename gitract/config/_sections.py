@@ -125,10 +125,10 @@ def _split(values: Any) -> SplitConfig:
 
 
 def _parallel(values: Any):
-    from gitract.utils.parallel import BACKENDS, ParallelConfig
+    from gitract.utils.parallel import BACKENDS, ParallelConfig, address_problem
 
     checked = check_dataclass(ParallelConfig, values, "parallel", rules={
-        "backend": one_of(BACKENDS), "n_jobs": at_least(1)})
+        "backend": one_of(BACKENDS), "n_jobs": at_least(1), "scheduler": address_problem})
     return _build(ParallelConfig, checked, "parallel")
 
 
