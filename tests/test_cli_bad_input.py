@@ -200,3 +200,46 @@ def test_a_bad_scheduler_ends_in_one_line_before_any_work(phantom, tmp_path, cap
     assert one_error_line(capsys).startswith(expected)
     assert time.monotonic() - start < 60  # a short timeout, not dask's 30 s per try
     assert not out.exists()
+
+
+# ------------------------------------------------------- 5, 6, 7: files and flags
+def test_score_names_an_undecodable_submission(phantom, tmp_path, capsys):
+    pred = tmp_path / "sub.csv"
+    pred.write_text("id,class,predicted\n", encoding="utf-16")
+    assert main(["score", "--data-dir", str(phantom), "--pred", str(pred)]) == 2
+    assert one_error_line(capsys) == (
+        f"error: {pred}: cannot read the submission: not UTF-8 text (invalid start byte at "
+        "byte 0)")
+
+
+@pytest.mark.parametrize("argv", [
+    ["predict", "RUN", "--data-dir", "D", "--out", "s.csv", "--threads", "0"],
+    ["unet", "predict", "RUN", "--data-dir", "D", "--out", "s.csv", "--threads", "-1"],
+    ["export", "coco-pred", "RUN", "--data-dir", "D", "--threads", "0"],
+])
+def test_threads_must_be_positive(capsys, argv):
+    line = _usage_error(capsys, argv)
+    assert "argument --threads: expected a positive int" in line, line
+
+
+def test_predict_refuses_a_missing_device_before_loading(tmp_path, capsys, no_cuda):
+    out = tmp_path / "sub.csv"
+    assert main(["predict", str(tmp_path / "nowhere"), "--data-dir", str(tmp_path),
+                 "--out", str(out), "--device", "cuda"]) == 2
+    assert one_error_line(capsys) == ("error: --device: 'cuda' requested but CUDA is not "
+                                      "available on this machine")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(("flag", "value", "expected"), [
+    ("--cases", "0", "expected a positive int, got '0'"),
+    ("--days", "0", "expected a positive int, got '0'"),
+    ("--slices", "-1", "expected an int >= 4, got '-1'"),
+    ("--slices", "3", "expected an int >= 4, got '3'"),
+    ("--seed", "-1", "expected an int >= 0, got '-1'"),
+])
+def test_phantom_sizes_are_checked_by_the_parser(tmp_path, capsys, flag, value, expected):
+    out = tmp_path / "phantom"
+    line = _usage_error(capsys, ["phantom", str(out), flag, value])
+    assert line == f"gitract phantom: error: argument {flag}: {expected}"
+    assert not out.exists()

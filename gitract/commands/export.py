@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from gitract.commands.predict import check_device_flag
 from gitract.data.record import DataError
 
 EXAMPLES = """examples:
@@ -71,7 +72,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                     help="folder for <track>_fold<K>_<part>.json (default RUN_DIR/coco)")
     pr.add_argument("--device", type=device_name, default=None,
                     help="override a deep track's saved device (auto, cpu, cuda, mps)")
-    pr.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    pr.add_argument("--threads", type=positive_int, default=None,
+                    help="torch CPU threads (a positive int)")
     for p in (gt, pr):
         p.add_argument("--kind", choices=DATASET_KINDS, default=None,
                        help="data kind (default: the split's dataset kind, else kaggle)")
@@ -134,6 +136,7 @@ def _run_coco_pred(args: argparse.Namespace) -> int:
     from gitract.utils.parallel import ParallelConfig
     from gitract.utils.progress import progress_bars
 
+    check_device_flag(args.device)
     split_file = args.run_dir / "splits.json"
     splits = read_split_file(split_file) if split_file.is_file() else {}
     if args.part is not None and not splits:

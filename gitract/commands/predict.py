@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import argparse
 
+from gitract.data.record import DataError
+from gitract.models import device_problem
+
 #: The scans folder under ``--data-dir`` that every predict command reads by default.
 IMAGES_SUBDIR = "test"
 
@@ -46,16 +49,23 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 def add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
     """``--device`` and ``--threads`` (where a deep track predicts: not saved settings)
     and ``--allow-gaps`` (sparse stacks)."""
-    from gitract.commands.compare import device_name
+    from gitract.commands.compare import device_name, positive_int
 
     parser.add_argument("--device", type=device_name, default=None,
                         help="override the deep track's saved device (auto, cpu, cuda, mps)")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch CPU threads of a deep track")
+    parser.add_argument("--threads", type=positive_int, default=None,
+                        help="torch CPU threads of a deep track (a positive int)")
     parser.add_argument("--allow-gaps", action="store_true",
                         help="predict sparse stacks (slices missing between the first and "
                              "last): a warning per stack; the U-Net's 2.5D context comes "
                              "from the nearest slices present")
+
+
+def check_device_flag(device: str | None) -> None:
+    """``--device`` present on this machine (CUDA, MPS), before any model is loaded."""
+    problem = None if device is None else device_problem(device)
+    if problem is not None:
+        raise DataError(f"--device: {problem}")
 
 
 def predict(args: argparse.Namespace, run_dir, track: str | None, images_subdir: str) -> int:
@@ -66,6 +76,7 @@ def predict(args: argparse.Namespace, run_dir, track: str | None, images_subdir:
     from gitract.compare._predict import predict_submission
     from gitract.utils.progress import progress_bars
 
+    check_device_flag(args.device)
     sparse: list[str] = []
 
     def warn(line: str) -> None:
