@@ -243,3 +243,44 @@ def test_phantom_sizes_are_checked_by_the_parser(tmp_path, capsys, flag, value, 
     line = _usage_error(capsys, ["phantom", str(out), flag, value])
     assert line == f"gitract phantom: error: argument {flag}: {expected}"
     assert not out.exists()
+
+
+# -------------------------------------------------------------------- 8: SIGTERM
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGTERM to a child needs POSIX")
+def test_sigterm_ends_like_ctrl_c(phantom, tmp_path):
+    cfg = _config(tmp_path, phantom)
+    out = tmp_path / "run"
+    argv = ["compare", str(cfg), "--out", str(out), "--no-progress"]
+    ready = tmp_path / "running"
+    # The child is `gitract compare` whose steps first say they have begun and then wait
+    # (the run folder exists, nothing is trained): the signal lands mid-run.
+    child = (
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "import gitract.compare._run as run\n"
+        "def waiting(*args, **kwargs):\n"
+        f"    Path({str(ready)!r}).write_text('')\n"
+        "    time.sleep(120)\n"
+        "run._run_steps = waiting\n"
+        "from gitract.cli import main\n"
+        "sys.exit(main(sys.argv[1:]))\n")
+    env = {**os.environ, "GITRACT_CACHE": str(tmp_path / "cache")}
+    proc = subprocess.Popen([sys.executable, "-c", child, *argv], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not ready.is_file() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert ready.is_file(), proc.communicate(timeout=60)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:  # a failed wait leaves no child behind
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 143, err
+    assert "Traceback" not in err
+    assert err.strip().splitlines() == [
+        f"terminated (SIGTERM): finished steps are kept in {out}; to resume, run the same "
+        f"command again: gitract {' '.join(argv)}"]
+    assert "interrupted; finished steps are kept" in (out / "log.txt").read_text()
