@@ -284,3 +284,81 @@ def test_sigterm_ends_like_ctrl_c(phantom, tmp_path):
         f"terminated (SIGTERM): finished steps are kept in {out}; to resume, run the same "
         f"command again: gitract {' '.join(argv)}"]
     assert "interrupted; finished steps are kept" in (out / "log.txt").read_text()
+
+
+# ------------------------------------------------------- 9: data checked at indexing
+def _first_png(data: Path) -> Path:
+    return sorted((data / "train").rglob("*.png"))[0]
+
+
+def _edit_rle(data: Path, value: str) -> str:
+    """Replace the first non-empty RLE of train.csv; returns its 'row <id> <class>'."""
+    frame = pd.read_csv(data / "train.csv", dtype=str, keep_default_na=False)
+    i = frame.index[frame["segmentation"] != ""][0]
+    frame.loc[i, "segmentation"] = value
+    frame.to_csv(data / "train.csv", index=False)
+    return f"row {frame.loc[i, 'id']} {frame.loc[i, 'class']}"
+
+
+def _cut(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+@pytest.mark.parametrize(("damage", "expected"), [
+    (lambda d: _edit_rle(d, "1 999999"), "{csv}: {row}: RLE out of bounds"),
+    (lambda d: _edit_rle(d, "2 2 7"), "{csv}: {row}: malformed RLE (odd number of values: 3)"),
+    (lambda d: _edit_rle(d, "5 x"), "{csv}: {row}: malformed RLE (non-integer token)"),
+    (lambda d: _first_png(d).write_bytes(b"\x89PNG junk"),
+     "{png}: not a PNG file (bad signature or header)"),
+    (lambda d: _cut(_first_png(d)),
+     "{png}: truncated PNG (the file does not end with its IEND chunk)"),
+    (lambda d: _first_png(d).write_bytes((d.parent / "other.png").read_bytes()),
+     "{png}: image is 80x64 (WxH) but the file name says 64x64"),
+])
+def test_bad_rows_and_files_stop_compare_before_the_run_folder(phantom, tmp_path, capsys,
+                                                               damage, expected):
+    from gitract.data.kaggle import write_kaggle_png
+
+    data = _copy(phantom, tmp_path)
+    write_kaggle_png(tmp_path / "other.png", np.arange(64 * 80, dtype=np.uint16).reshape(64, 80))
+    row = damage(data)
+    out = tmp_path / "run"
+    assert main(["compare", str(_config(tmp_path, data)), "--out", str(out)]) == 2
+    line = one_error_line(capsys)
+    assert line.startswith("error: " + expected.format(csv=data / "train.csv", row=row,
+                                                       png=_first_png(data))), line
+    assert not out.exists()
+
+
+def test_damaged_pixel_data_is_named_when_its_scan_is_decoded(phantom, tmp_path, capsys):
+    """Damage inside a PNG's pixel data (header and end intact) shows only when the scan
+    is decoded, after the run folder exists: one line naming the file, exit 2, and the
+    folder keeps what the README says (config, env, split, log; no summary)."""
+    data = _copy(phantom, tmp_path)
+    png = _first_png(data)
+    raw = bytearray(png.read_bytes())
+    start = raw.index(b"IDAT") + 4
+    raw[start + 10:start + 60] = bytes(50)  # zlib data zeroed; the chunk CRC now fails
+    png.write_bytes(bytes(raw))
+    out = tmp_path / "run"
+    assert main(["compare", str(_config(tmp_path, data)), "--out", str(out)]) == 2
+    assert one_error_line(capsys).startswith(f"error: {png}: unreadable or corrupt PNG")
+    assert {p.name for p in out.iterdir()} >= {"config.json", "env.json", "splits.json",
+                                               "log.txt"}
+    assert not (out / "summary.json").exists()
+    assert f"failed: DataError: {png}" in (out / "log.txt").read_text()
+
+
+# ----------------------------------------------------------- validate's exit status
+def test_validate_exits_2_with_one_error_line_when_there_are_problems(phantom, tmp_path,
+                                                                       capsys):
+    assert main(["validate", str(phantom)]) == 0
+    assert capsys.readouterr().err == ""
+    data = _copy(phantom, tmp_path)
+    _cut(_first_png(data))
+    _edit_rle(data, "1 999999")
+    assert main(["validate", str(data)]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.strip().splitlines() == [f"error: {data}: 2 problems (listed above)"]
+    assert "problems: 2" in captured.out

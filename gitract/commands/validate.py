@@ -1,9 +1,18 @@
-"""``gitract validate``: check a Kaggle-layout dataset, listing every problem."""
+"""``gitract validate``: check a Kaggle-layout dataset, listing every problem.
+
+Exit status as every command's (``gitract.cli``): 0 when the dataset has no problem
+(warnings alone pass), 2 when it has any: the report on stdout lists each, and one
+``error: DATA_DIR: N problem(s) ...`` line goes to stderr.
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
+
+#: The exit status of a dataset with problems (a known problem, as ``gitract.cli``'s).
+EXIT_PROBLEMS = 2
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -39,8 +48,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Print the summary, one line per sparse-stack warning and per problem; 1 when there
-    are problems, else 0 (warnings alone pass)."""
+    """Print the summary, one line per sparse-stack warning and per problem; 2 (and one
+    ``error:`` line on stderr) when there are problems, else 0 (warnings alone pass)."""
     from gitract.data.kaggle import validate_kaggle_dataset
 
     report = validate_kaggle_dataset(
@@ -51,4 +60,9 @@ def run(args: argparse.Namespace) -> int:
         allow_gaps=args.allow_gaps,
     )
     print(report.format())
-    return 1 if report.problems else 0
+    if not report.problems:
+        return 0
+    n = len(report.problems)
+    print(f"error: {args.data_dir}: {n} problem{'s' if n != 1 else ''} (listed above)",
+          file=sys.stderr)
+    return EXIT_PROBLEMS

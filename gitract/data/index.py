@@ -8,7 +8,9 @@ set by one scan rather than by the dataset.
 
 - Kaggle layout (and the phantom, written in it): file names give sizes and spacings;
   ``train.csv`` is parsed once and only each scan's non-empty RLE strings are kept with
-  its source; PNGs and masks are decoded in ``read``. An optional ``cache_dir`` keeps
+  its source; PNGs and masks are decoded in ``read``. Indexing checks every RLE row
+  (well formed, in bounds) and every PNG's header (a PNG, 16-bit grayscale, the size its
+  name gives), so such problems stop a run before it writes anything. An optional ``cache_dir`` keeps
   each decoded scan as a compressed ``.npz`` (as nnU-Net's preprocessed folder), written
   atomically on first read and reused after.
 - Small in-memory kinds (image/mask pairs, NIfTI, the real-slice sets in
@@ -28,6 +30,7 @@ import numpy as np
 
 from gitract.constants import CLASSES
 from gitract.data.record import DataError, SliceStack
+from gitract.data.rle import check_rle
 
 __all__ = ["DatasetIndex", "ScanRef", "ScanSource", "index_dataset"]
 
@@ -248,6 +251,7 @@ def _kaggle_index(data_dir: Path, *, classes: Sequence[str], order: str,
         _Problems,
         _read_csv,
         _scan,
+        check_kaggle_png,
     )
 
     classes = tuple(classes)
@@ -256,6 +260,11 @@ def _kaggle_index(data_dir: Path, *, classes: Sequence[str], order: str,
                            allow_gaps=allow_gaps)
     if not len(images):
         raise DataError(f"{data_dir / images_subdir}: no scans found")
+    # Every file's PNG header and every RLE row are checked here, before any work: a
+    # problem they show stops a run before its folder exists (damage past a PNG's
+    # header shows only when its scan is decoded).
+    for path, h, w in zip(images["path"], images["height"], images["width"], strict=True):
+        check_kaggle_png(path, expected_shape=(h, w))
     csv = _default_csv(data_dir, csv_path, images_subdir)
     labels_by_id: dict[str, list[tuple[int, str]]] = {}
     if csv is not None:
@@ -263,8 +272,10 @@ def _kaggle_index(data_dir: Path, *, classes: Sequence[str], order: str,
         joined = _match_rows(images, rows, csv, classes, problems)
         channel = {c: k for k, c in enumerate(classes)}
         labelled = joined[joined["segmentation"].str.strip() != ""]
-        for slice_id, cls, rle in zip(labelled["id"], labelled["class"],
-                                      labelled["segmentation"], strict=True):
+        for slice_id, cls, rle, h, w in zip(labelled["id"], labelled["class"],
+                                            labelled["segmentation"], labelled["height"],
+                                            labelled["width"], strict=True):
+            check_rle(rle, (h, w), where=f"{csv}: row {slice_id} {cls}")
             labels_by_id.setdefault(slice_id, []).append((channel[cls], rle))
     images = images.sort_values(["case", "day", "slice"])
     scans, sources, digest = [], {}, []

@@ -53,6 +53,7 @@ from gitract.data.kaggle._files import (
 from gitract.data.kaggle._png import (
     _PNG_SIGNATURE,  # noqa: F401
     _png_header,  # noqa: F401
+    check_kaggle_png,
     read_kaggle_png,
     write_kaggle_png,
 )
@@ -67,6 +68,7 @@ from gitract.data.kaggle._validate import (
 
 __all__ = [
     "ValidationReport",
+    "check_kaggle_png",
     "gap_warning",
     "kaggle_png_name",
     "missing_slices",
