@@ -15,6 +15,14 @@ import math
 from pathlib import Path
 from typing import Any
 
+from gitract.config import (
+    ConfigError,
+    apply_sets,
+    blame,
+    check_devices,
+    config_from_dict,
+    parse_sets,
+)
 from gitract.data.record import DataError
 
 #: Where a run goes without ``--out`` (relative to the working folder; git ignores the
@@ -92,9 +100,6 @@ def track_config(args: argparse.Namespace, *, name: str, kind: str, params: dict
     DataError
         A flag the config or the track rejects, naming it.
     """
-    from gitract.config import ConfigError, apply_sets, check_devices, config_from_dict, parse_sets
-    from gitract.config._overrides import blame
-
     raw = {
         "name": f"{args.data}-{name}" + ("" if evaluate else "-train"),
         "seed": args.seed,

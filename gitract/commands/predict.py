@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 
+from gitract.commands.compare import device_name, positive_int
 from gitract.data.record import DataError
 from gitract.models import device_problem
 
@@ -49,8 +50,6 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 def add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
     """``--device`` and ``--threads`` (where a deep track predicts: not saved settings)
     and ``--allow-gaps`` (sparse stacks)."""
-    from gitract.commands.compare import device_name, positive_int
-
     parser.add_argument("--device", type=device_name, default=None,
                         help="override the deep track's saved device (auto, cpu, cuda, mps)")
     parser.add_argument("--threads", type=positive_int, default=None,

@@ -40,6 +40,7 @@ __all__ = [
     "SplitConfig",
     "TrackConfig",
     "apply_sets",
+    "blame",
     "check_devices",
     "config_from_dict",
     "load_config",

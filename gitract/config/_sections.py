@@ -32,6 +32,7 @@ from gitract.config._schema import (
     show,
 )
 from gitract.config._tracks import check_track_params
+from gitract.utils.parallel import BACKENDS, ParallelConfig, address_problem
 
 __all__ = ["build_experiment"]
 
@@ -125,8 +126,6 @@ def _split(values: Any) -> SplitConfig:
 
 
 def _parallel(values: Any):
-    from gitract.utils.parallel import BACKENDS, ParallelConfig, address_problem
-
     checked = check_dataclass(ParallelConfig, values, "parallel", rules={
         "backend": one_of(BACKENDS), "n_jobs": at_least(1), "scheduler": address_problem})
     return _build(ParallelConfig, checked, "parallel")
