@@ -9,10 +9,10 @@ set by one scan rather than by the dataset.
 - Kaggle layout (and the phantom, written in it): file names give sizes and spacings;
   ``train.csv`` is parsed once and only each scan's non-empty RLE strings are kept with
   its source; PNGs and masks are decoded in ``read``. Indexing checks every RLE row
-  (well formed, in bounds) and every PNG's header (a PNG, 16-bit grayscale, the size its
-  name gives), so such problems stop a run before it writes anything. An optional ``cache_dir`` keeps
-  each decoded scan as a compressed ``.npz`` (as nnU-Net's preprocessed folder), written
-  atomically on first read and reused after.
+  (well formed, in bounds) and every PNG's first and last bytes (a PNG, 16-bit grayscale,
+  the size its name gives, not truncated), so such problems stop a run before it writes
+  anything. An optional ``cache_dir`` keeps each decoded scan as a compressed ``.npz``
+  (as nnU-Net's preprocessed folder), written atomically on first read and reused after.
 - Small in-memory kinds (image/mask pairs, NIfTI, the real-slice sets in
   ``../shared/data``) are read once by their loader and held: they are a few dozen
   slices.

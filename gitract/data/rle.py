@@ -83,10 +83,10 @@ def check_rle(rle: str | float | None, shape: tuple[int, int], *, where: str = "
     Examples
     --------
     >>> check_rle("2 3", (2, 3))
-    >>> check_rle("2 9", (2, 3), where="row 7")
+    >>> check_rle("2 2 7", (2, 3), where="row 7")
     Traceback (most recent call last):
     ...
-    gitract.data.record.DataError: row 7: RLE out of bounds (run ends at 10 > 6 pixels of a 2x3 slice)
+    gitract.data.record.DataError: row 7: malformed RLE (odd number of values: 3)
     """
     _runs(rle, int(shape[0]), int(shape[1]), where)
 
