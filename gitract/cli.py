@@ -23,6 +23,8 @@ import traceback
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from gitract.utils.outputs import OutputFolderError
+
 #: name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "phantom": ("gitract.commands.phantom", "write the synthetic phantom dataset (Kaggle layout)"),
@@ -193,7 +195,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_TERMINATED
         print(_interrupted(args, argv), file=sys.stderr)
         return EXIT_INTERRUPTED
-    except DataError as exc:
+    except (DataError, OutputFolderError) as exc:
         if args.debug:
             traceback.print_exc()
         print(f"error: {_one_line(exc)}", file=sys.stderr)

@@ -128,9 +128,12 @@ def test_interrupted_run_resumes_without_recomputing(tmp_path, cache_env):
     assert (first / "eval" / "done.json").read_text() == marker  # not recomputed
     log = (out / "log.txt").read_text()
     assert f"fold 0 {config.tracks[0].name}: cached, skipped" in log
-    # A changed metric convention re-evaluates every track but retrains none.
+    # A changed config is refused without --force, naming the key that differs...
     changed = load_config(TINY, overrides={"metrics": {"dice_both_empty": 0.0}})
-    run_comparison(changed, out, progress=False, report=False)
+    with pytest.raises(ValueError, match=r"another config .*metrics\.dice_both_empty"):
+        run_comparison(changed, out, progress=False, report=False)
+    # ... and with it a changed metric convention re-evaluates every track, retrains none.
+    run_comparison(changed, out, progress=False, report=False, force=True)
     assert (first / "model" / "done.json").read_text() == model_marker
     assert (first / "eval" / "done.json").read_text() != marker
     assert "trained model cached" in (out / "log.txt").read_text()

@@ -44,7 +44,7 @@ def add_data_arguments(p: argparse.ArgumentParser) -> None:
 def add_run_arguments(p: argparse.ArgumentParser, *, evaluate: bool, track: str) -> None:
     """The split, seed, run-folder, ``--n-jobs`` and ``--set`` flags of ``evaluate`` (test
     cases) or ``train``."""
-    from gitract.commands.compare import add_set_argument, positive_int
+    from gitract.commands.compare import add_force_argument, add_set_argument, positive_int
 
     if evaluate:
         p.add_argument("--folds", type=int, default=0,
@@ -61,6 +61,7 @@ def add_run_arguments(p: argparse.ArgumentParser, *, evaluate: bool, track: str)
                         "steps found there are reused, changed settings recomputed")
     p.add_argument("--n-jobs", type=positive_int, default=1,
                    help="worker processes for the per-scan stages (default 1)")
+    add_force_argument(p)
     add_set_argument(p)
 
 
@@ -133,10 +134,13 @@ def run_track(args: argparse.Namespace, config, *, progress: bool | None = None
               ) -> tuple[Path, dict]:
     """Check the data and the split, run the engine into the run folder and return
     ``(run folder, summary.json)``."""
-    from gitract.compare import run_comparison
+    from gitract.compare import check_run_folder, run_comparison
     from gitract.compare._run import load_index, make_folds
 
     out = args.out if args.out is not None else RUNS_DIR / config.name
+    command = f"gitract {args.command} {getattr(args, 'action', '')}".strip()
+    force = getattr(args, "force", False)
+    check_run_folder(out, config, command=command, force=force)  # before reading data
     where = args.path if args.path is not None else f"--data {args.data}"
     try:
         index = load_index(config)
@@ -152,7 +156,7 @@ def run_track(args: argparse.Namespace, config, *, progress: bool | None = None
     args.run_dir_ = out  # where an interrupted run resumes (see gitract.cli)
     if progress is None:
         progress = not getattr(args, "no_progress", False)
-    run_comparison(config, out, progress=progress, index=index)
+    run_comparison(config, out, progress=progress, index=index, force=force, command=command)
     return Path(out), json.loads((Path(out) / "summary.json").read_text())
 
 

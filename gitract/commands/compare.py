@@ -35,6 +35,15 @@ def add_set_argument(parser: argparse.ArgumentParser) -> None:
                              "--set tracks.unet.params.max_steps=100 (value read as YAML)")
 
 
+def add_force_argument(parser: argparse.ArgumentParser) -> None:
+    """``--force``: write a run into a folder that is not new, empty or a run of the same
+    config."""
+    parser.add_argument("--force", action="store_true",
+                        help="write into a run folder of another config, or a folder holding "
+                             "other files (their files of the run's names are replaced); "
+                             "without it such a folder is refused")
+
+
 def positive_int(text: str) -> int:
     """An argparse type: an int >= 1."""
     try:
@@ -60,6 +69,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default=None, help="run folder (default reports/<config name>)")
     parser.add_argument("--seed", type=int, default=None, help="override the config's seed")
     add_set_argument(parser)
+    add_force_argument(parser)
     parser.add_argument("--device", type=device_name, default=None,
                         help="device of the deep tracks (cnn, unet, unetpp, deeplabv3plus): "
                              "auto, cpu, cuda, cuda:N, mps (default: each track's own "
@@ -123,6 +133,6 @@ def run(args: argparse.Namespace) -> int:
     args.run_dir_ = out  # where an interrupted run resumes (see gitract.cli)
     start = time.perf_counter()
     run_comparison(config, out, progress=not getattr(args, "no_progress", False),
-                   config_path=str(args.config))
+                   config_path=str(args.config), force=args.force)
     print(f"report: {out / 'report.md'} ({time.perf_counter() - start:.0f} s)")
     return 0

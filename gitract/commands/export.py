@@ -21,6 +21,7 @@ from pathlib import Path
 
 from gitract.commands.predict import check_device_flag
 from gitract.data.record import DataError
+from gitract.utils.outputs import check_output_folder
 
 EXAMPLES = """examples:
   gitract phantom data/phantom --cases 4 --slices 8
@@ -79,6 +80,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                        help="data kind (default: the split's dataset kind, else kaggle)")
         p.add_argument("--n-jobs", type=positive_int, default=1,
                        help="worker processes, one scan each (default 1)")
+        p.add_argument("--force", action="store_true",
+                       help="write into an --out folder that holds other files (files of "
+                            "the export's names are replaced, others kept)")
 
 
 def data_index(data_dir: Path, kind: str | None, dataset: dict, images_subdir: str):
@@ -115,12 +119,16 @@ def _run_coco(args: argparse.Namespace) -> int:
 
     splits = read_split_file(args.split)
     split_parts(splits, fold=args.fold, where=str(args.split))  # before any data is read
+    folder = check_output_folder(args.out, kind="coco", command="gitract export coco",
+                                 force=args.force, writes=("train.json", "val.json",
+                                                           "test.json"))
     index = data_index(args.data_dir, args.kind, splits.get("dataset") or {},
                        args.images_subdir)
     with progress_bars(not args.no_progress):
         written = export_coco(index, splits, args.out, root=args.data_dir, fold=args.fold,
                               parallel=ParallelConfig(n_jobs=args.n_jobs),
                               where=str(args.split))
+    folder.create()  # after the split was checked against the data: nothing is left behind
     for part, item in written.items():
         if part != "skipped":
             print(f"wrote {item['path']}: {item['cases']} cases, {item['images']} images, "
@@ -146,6 +154,9 @@ def _run_coco_pred(args: argparse.Namespace) -> int:
         cases = split_parts(splits, fold=args.fold, where=str(split_file))[args.part]
         if not cases:
             raise DataError(f"{split_file}: fold {args.fold} has no {args.part} cases")
+    out_dir = args.out if args.out is not None else args.run_dir / "coco"
+    folder = check_output_folder(out_dir, kind="coco", command="gitract export coco-pred",
+                                 force=args.force)
     index = data_index(args.data_dir, args.kind, splits.get("dataset") or {},
                        args.images_subdir)
     if cases is not None:
@@ -153,7 +164,7 @@ def _run_coco_pred(args: argparse.Namespace) -> int:
         if missing:
             raise DataError(f"{args.data_dir}: {args.part} case(s) of {split_file} are not in "
                             f"this data ({', '.join(missing[:5])})")
-    out_dir = args.out if args.out is not None else args.run_dir / "coco"
+    folder.create()
     with progress_bars(not args.no_progress):
         path, n_slices, n_results = predict_coco(
             args.run_dir, args.track, index, out_dir, fold=args.fold, cases=cases,

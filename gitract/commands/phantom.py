@@ -60,7 +60,14 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--overwrite",
         action="store_true",
-        help="replace OUT_DIR if it exists and is not empty",
+        help="replace the phantom OUT_DIR already holds (only its train.csv, train/ and "
+        "phantom.json; other files are kept)",
+    )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="write into an OUT_DIR that holds other files (its train.csv, train/ and "
+        "phantom.json, where present, are replaced; other files are kept)",
     )
 
 
@@ -74,15 +81,9 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     start = time.perf_counter()
-    try:
-        out = write_phantom(
-            args.out_dir, config, overwrite=args.overwrite, n_jobs=args.n_jobs
-        )
-    except FileExistsError:
-        from gitract.data.record import DataError
-
-        raise DataError(f"{args.out_dir}: exists and is not an empty folder; pass "
-                        "--overwrite to replace it") from None
+    out = write_phantom(
+        args.out_dir, config, overwrite=args.overwrite, force=args.force, n_jobs=args.n_jobs
+    )
     n_scans = config.n_cases * config.n_days
     print(
         f"wrote phantom to {out}: {config.n_cases} cases x {config.n_days} days x "

@@ -54,6 +54,8 @@ def add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
                         help="override the deep track's saved device (auto, cpu, cuda, mps)")
     parser.add_argument("--threads", type=positive_int, default=None,
                         help="torch CPU threads of a deep track (a positive int)")
+    parser.add_argument("--force", action="store_true",
+                        help="replace an --out file that is not a submission gitract wrote")
     parser.add_argument("--allow-gaps", action="store_true",
                         help="predict sparse stacks (slices missing between the first and "
                              "last): a warning per stack; the U-Net's 2.5D context comes "
@@ -87,7 +89,7 @@ def predict(args: argparse.Namespace, run_dir, track: str | None, images_subdir:
                                      images_subdir=images_subdir, device=args.device,
                                      num_threads=args.threads,
                                      allow_gaps=bool(getattr(args, "allow_gaps", False)),
-                                     warn=warn)
+                                     warn=warn, force=bool(getattr(args, "force", False)))
     note = (f" ({len(sparse)} sparse stack(s): predicted on the slices present, 2.5D "
             "context from the nearest slices present)" if sparse else "")
     print(f"wrote {path}: {n} slices{note}")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from gitract.compare._files import read_json
 from gitract.data.record import DataError
+from gitract.utils.outputs import check_output_file
 
 
 def load_trained_track(run_dir: str | Path, track: str | None, *, fold: int = 0,
@@ -75,14 +76,17 @@ def _predict_scan(source, *, adapter, tuning):
 def predict_submission(run_dir, track: str | None, data_dir, out, *, fold: int = 0,
                        images_subdir: str = "test", parallel=None, device: str | None = None,
                        num_threads: int | None = None, allow_gaps: bool = False,
-                       warn: Callable[[str], None] | None = None) -> tuple[Path, int]:
+                       warn: Callable[[str], None] | None = None,
+                       force: bool = False) -> tuple[Path, int]:
     """Write ``id,class,predicted`` for every slice under ``data_dir/images_subdir``,
     reading one scan at a time.
 
     With ``allow_gaps`` a sparse stack (slices missing) is predicted on the slices
     present: each scan keeps its true slice numbers, so a 2.5D track takes its context
     from the nearest slices present; ``warn`` receives one line per such stack before
-    anything is predicted. Without it a gap stops with a :class:`DataError`.
+    anything is predicted. Without it a gap stops with a :class:`DataError`. ``out`` is
+    new or a submission written before; another file is replaced only with ``force``
+    (checked before anything is read).
     """
     import pandas as pd
 
@@ -90,6 +94,8 @@ def predict_submission(run_dir, track: str | None, data_dir, out, *, fold: int =
     from gitract.data.kaggle import gap_warning, write_submission
     from gitract.utils.parallel import ParallelConfig, map_scans
 
+    check_output_file(out, header="id,class,predicted", command="gitract predict",
+                      force=force)
     adapter, tuning = load_trained_track(run_dir, track, fold=fold, device=device,
                                          num_threads=num_threads)
     scans = Path(data_dir) / images_subdir

@@ -35,6 +35,7 @@ from pathlib import Path
 from gitract.compare._aggregate import aggregate_run
 from gitract.compare._environment import dataset_description, environment_info
 from gitract.compare._files import hash_key, write_json
+from gitract.compare._run_folder import check_run_folder, forced_note
 from gitract.compare._step_eval import evaluate_step
 from gitract.compare._steps import mark_done, step_status
 from gitract.config import ExperimentConfig, check_devices
@@ -170,6 +171,8 @@ def run_comparison(
     config_path: str | None = None,
     parallel: ParallelConfig | None = None,
     index: DatasetIndex | None = None,
+    force: bool = False,
+    command: str = "gitract compare",
 ) -> Path:
     """Train, tune and score every track of ``config``; write the run folder and report.
 
@@ -188,6 +191,12 @@ def run_comparison(
         Where per-scan stages run (default ``config.parallel``).
     index : DatasetIndex, optional
         ``load_index(config)`` when the caller has already built it.
+    force : bool
+        Write into a folder that is not new, empty or a run of the same config (see
+        :mod:`gitract.compare._run_folder`); without it such a folder is refused before any
+        data is read.
+    command : str
+        The command named in messages and in the folder's marker.
 
     Returns
     -------
@@ -201,6 +210,7 @@ def run_comparison(
     # blocks (a like-for-like comparison).
     track_seed = derive_seeds(config.seed, 1)[0]
     source = config_path or "config"
+    folder = check_run_folder(out_dir, config, command=command, force=force)
     with progress_bars(progress):
         # Everything that can fail on the config or the data's layout fails here, before
         # the run folder exists.
@@ -209,8 +219,7 @@ def run_comparison(
             problem = scheduler_problem(parallel.scheduler)  # a short timeout
             if problem is not None:
                 raise DataError(f"parallel.scheduler: {problem}")
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
+        out = folder.create(config=config.name)
         handler = logging.FileHandler(out / "log.txt")
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
         log.addHandler(handler)
@@ -223,6 +232,8 @@ def run_comparison(
                 torch.use_deterministic_algorithms(True, warn_only=True)
             log.info("run %s: config %s -> %s (%s)", config.name, config_path, out,
                      _where(parallel))
+            if forced_note(folder):
+                log.warning(forced_note(folder))
             write_json(out / "config.json", {"config_path": config_path, **config.to_dict()})
             write_json(out / "env.json", {**environment_info(),
                                           "deterministic": config.deterministic,

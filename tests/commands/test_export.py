@@ -43,7 +43,7 @@ def test_coco_writes_the_parts_of_a_run_split(trained, phantom_dir, tmp_path, ca
                  "--out", str(out)]) == 0
     text = capsys.readouterr().out
     fold = json.loads((trained / "splits.json").read_text())["folds"][0]
-    assert sorted(p.name for p in out.iterdir()) == ["train.json", "val.json"]
+    assert sorted(p.name for p in out.iterdir()) == [".gitract.json", "train.json", "val.json"]
     assert "no cases in test of fold 0: not written" in text
     for part in ("train", "val"):
         data = json.loads((out / f"{part}.json").read_text())
@@ -143,7 +143,7 @@ def test_a_phantom_split_reads_the_folder_given_and_never_writes_a_phantom(phant
     assert main(["export", "coco", str(phantom_dir), "--split", str(split),
                  "--out", str(tmp_path / "out")]) == 0
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
-        "test.json", "train.json", "val.json"]
+        ".gitract.json", "test.json", "train.json", "val.json"]
     empty = tmp_path / "empty"
     empty.mkdir()
     assert main(["export", "coco", str(empty), "--split", str(split),

@@ -178,20 +178,62 @@ def test_make_phantom_case_matches_generate(tiny_dir):
     assert stack.case == "case1" and stack.slice_numbers[0] == 1
 
 
-def test_refuses_a_non_empty_out_dir_and_overwrites_on_request(tmp_path):
+def _tree(folder):
+    return {str(p.relative_to(folder)): p.read_bytes() if p.is_file() else None
+            for p in sorted(folder.rglob("*"))}
+
+
+def test_never_writes_over_a_folder_it_did_not_write(tmp_path):
+    from gitract.utils.outputs import OutputFolderError
+
     config = replace(TINY, n_cases=1, n_days=1, n_slices=4)
-    out = tmp_path / "out"
-    out.mkdir()
-    (out / "keep.txt").write_text("mine")
-    with pytest.raises(FileExistsError, match="overwrite"):
+    out = tmp_path / "thesis"
+    (out / "sub").mkdir(parents=True)
+    (out / "thesis.tex").write_text("chapter 1")
+    (out / "sub" / "notes.txt").write_text("notes")
+    before = _tree(out)
+    for flags in ({}, {"overwrite": True}):  # --overwrite replaces only a phantom
+        with pytest.raises(OutputFolderError, match="not written by gitract.*--force"):
+            write_phantom(out, config, **flags)
+        assert _tree(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["thesis"]  # no temporary left
+    # --force writes the phantom beside the user's files and keeps them byte for byte
+    write_phantom(out, config, force=True)
+    after = _tree(out)
+    assert {k: v for k, v in after.items() if k in before} == before
+    assert (out / "train.csv").is_file() and (out / "phantom.json").is_file()
+
+
+def test_overwrite_replaces_only_what_the_phantom_wrote(tmp_path):
+    from gitract.utils.outputs import OutputFolderError
+
+    config = replace(TINY, n_cases=1, n_days=1, n_slices=4)
+    out = write_phantom(tmp_path / "out", config)
+    with pytest.raises(OutputFolderError, match="holds a phantom already.*--overwrite"):
         write_phantom(out, config)
-    assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]
-    write_phantom(out, config, overwrite=True)
-    assert not (out / "keep.txt").exists() and (out / "train.csv").is_file()
+    (out / "notes.txt").write_text("mine")
+    stale = out / "train" / "stale.txt"
+    stale.write_text("old phantom content")
+    write_phantom(out, replace(config, n_slices=5), overwrite=True)
+    assert (out / "notes.txt").read_text() == "mine"  # the user's file is kept
+    assert not stale.exists()  # the phantom's own folder was replaced whole
+    assert len(pd.read_csv(out / "train.csv")) == 15
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no temporary left
     empty = tmp_path / "empty"
     empty.mkdir()
     assert (write_phantom(empty, config) / "train.csv").is_file()
+
+
+def test_a_file_where_the_folder_should_be_is_named(tmp_path):
+    from gitract.utils.outputs import OutputFolderError
+
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(OutputFolderError, match=f"{blocker}.*is a file"):
+        write_phantom(blocker, TINY)
+    with pytest.raises(OutputFolderError, match=f"sub: {blocker} is a file"):
+        write_phantom(blocker / "sub", TINY)
+    assert blocker.read_text() == "x"
 
 
 def test_a_failed_write_leaves_nothing(tmp_path, monkeypatch):
@@ -236,7 +278,7 @@ def test_cli_passes_n_jobs(tmp_path, monkeypatch, capsys):
 
     seen = {}
 
-    def fake_write(out_dir, config, *, overwrite, n_jobs):
+    def fake_write(out_dir, config, *, overwrite, force, n_jobs):
         seen["n_jobs"] = n_jobs
         return Path(out_dir)
 

@@ -24,6 +24,7 @@ from gitract.data.phantom._render import render
 from gitract.data.record import SliceStack
 from gitract.data.rle import rle_encode
 from gitract.utils.io import atomic_path
+from gitract.utils.outputs import OutputFolderError, check_output_folder
 
 #: Bumped whenever the generator's output changes for a given config.
 PHANTOM_VERSION = "1"
@@ -158,11 +159,28 @@ def _write_csv(frame: pd.DataFrame, path: Path) -> None:
         frame.to_csv(tmp, index=False)
 
 
+#: What the phantom writes at the top of its folder: the only entries ``overwrite``
+#: replaces.
+PHANTOM_ENTRIES = ("phantom.json", "train", "train.csv")
+
+_GENERATOR = "gitract.data.phantom"
+
+
+def is_phantom_folder(folder: str | os.PathLike) -> bool:
+    """Whether ``folder`` holds a phantom this module wrote (its ``phantom.json`` says so)."""
+    try:
+        info = json.loads((Path(folder) / "phantom.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(info, dict) and info.get("generator") == _GENERATOR
+
+
 def write_phantom(
     out_dir: str | os.PathLike,
     config: PhantomConfig | None = None,
     *,
     overwrite: bool = False,
+    force: bool = False,
     n_jobs: int = 1,
 ) -> Path:
     """Write the phantom in the UW-Madison layout; returns ``out_dir``.
@@ -171,17 +189,21 @@ def write_phantom(
     class, row-major RLE or empty), the 16-bit grayscale
     ``out_dir/train/caseN/caseN_dayM/scans/slice_NNNN_W_H_PW_PH.png`` and
     ``out_dir/phantom.json`` (the config). The dataset is built in a temporary folder
-    next to ``out_dir`` and renamed into place, so ``out_dir`` appears whole or not at
-    all.
+    next to ``out_dir`` and moved into place entry by entry, so ``out_dir`` holds the
+    whole phantom or what it held before. Only these three entries are ever replaced:
+    other files in ``out_dir`` are kept.
 
     Parameters
     ----------
     out_dir : path
-        Folder to create.
+        Folder to write: new, empty, or holding a phantom written here before.
     config : PhantomConfig, optional
         What to generate; default ``PhantomConfig()``.
     overwrite : bool
-        Replace ``out_dir`` when it exists and is not empty.
+        Replace the phantom that ``out_dir`` already holds.
+    force : bool
+        Write into a folder that holds files of something else (its ``train.csv``,
+        ``train/`` and ``phantom.json``, where present, are replaced).
     n_jobs : int
         Worker processes (joblib; one task per case, ``-1`` for every core). The files
         are byte-identical whatever ``n_jobs``: every case draws its own random streams
@@ -193,8 +215,9 @@ def write_phantom(
 
     Raises
     ------
-    FileExistsError
-        When ``out_dir`` exists, is not empty and ``overwrite`` is False (or is a file).
+    OutputFolderError
+        When ``out_dir`` (or a component of it) is a file, when it holds a phantom and
+        ``overwrite`` is False, or files of something else and ``force`` is False.
     ValueError
         When ``n_jobs`` is not a non-zero int.
     """
@@ -205,22 +228,49 @@ def write_phantom(
         or n_jobs == 0
     ):
         raise ValueError(f"n_jobs must be a non-zero int, got {n_jobs!r}")
-    out = Path(out_dir)
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not overwrite)):
-        raise FileExistsError(
-            f"{out} exists and is not an empty folder; "
-            "pass overwrite=True to replace it"
-        )
+    folder = check_output_folder(out_dir, kind="phantom", command="gitract phantom",
+                                 force=force, written_before=is_phantom_folder,
+                                 writes=PHANTOM_ENTRIES)
+    out = folder.path
+    if folder.status == "ours" and not (overwrite or force):
+        raise OutputFolderError(
+            f"{out}: holds a phantom already (phantom.json); pass --overwrite to replace it "
+            "(only its train.csv, train/ and phantom.json)")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     try:
         _write_tree(tmp, config, n_jobs=int(n_jobs))
-        _swap_into_place(tmp, out)
-    except BaseException:
+        if out.exists():
+            _replace_entries(tmp, out)
+        else:
+            os.rename(tmp, out)
+    finally:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
 
+
+def _replace_entries(tmp: Path, out: Path) -> None:
+    """Move every entry of ``tmp`` into ``out``, replacing entries of the same name; on a
+    failure, ``out`` gets its old entries back."""
+    moved: list[tuple[Path, Path]] = []  # (old entry's temporary place, its place)
+    placed: list[Path] = []
+    try:
+        for entry in sorted(tmp.iterdir()):
+            target = out / entry.name
+            if target.exists() or target.is_symlink():
+                aside = tmp / f".old-{entry.name}"
+                os.rename(target, aside)
+                moved.append((aside, target))
+            os.rename(entry, target)
+            placed.append(target)
+    except BaseException:
+        for target in placed:
+            with contextlib.suppress(OSError):
+                shutil.rmtree(target) if target.is_dir() else target.unlink()
+        for aside, target in moved:
+            with contextlib.suppress(OSError):
+                os.rename(aside, target)
+        raise
 
 
 def _case_scans(
@@ -297,7 +347,7 @@ def _write_tree(root: Path, config: PhantomConfig, *, n_jobs: int = 1) -> None:
     frame = pd.DataFrame(rows, columns=["id", "class", "segmentation"])
     _csv_writer()(frame, root / "train.csv")
     info = {
-        "generator": "gitract.data.phantom",
+        "generator": _GENERATOR,
         "phantom_version": PHANTOM_VERSION,
         "config": asdict(config),
         "slice_thickness_mm": _slice_thickness(config),
@@ -305,19 +355,3 @@ def _write_tree(root: Path, config: PhantomConfig, *, n_jobs: int = 1) -> None:
     (root / "phantom.json").write_text(
         json.dumps(info, indent=2, sort_keys=True) + "\n"
     )
-
-
-def _swap_into_place(tmp: Path, out: Path) -> None:
-    if not out.exists():
-        os.rename(tmp, out)
-        return
-    old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
-    old.rmdir()
-    os.rename(out, old)
-    try:
-        os.rename(tmp, out)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.rename(old, out)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
