@@ -2,11 +2,11 @@
 
 Subcommand modules are imported only when used, so ``gitract validate`` never imports torch.
 Every command shares the ending of a run: a known problem (:class:`DataError`, a config
-problem, a file the system cannot open) prints one line ``error: <file or key>: <problem>``
-on stderr and exits 2; Ctrl-C prints one line (how to resume, where there is a run folder)
-and exits 130, SIGTERM the same line and 143; anything else prints ``error: unexpected:
-...`` and exits 1. ``--debug``
-adds the traceback. ``-v`` / ``--log-level`` put the log lines on the console too.
+problem, a file the system cannot open, a flag the parser rejects) prints one line
+``error: <file or key>: <problem>`` on stderr and exits 2; Ctrl-C prints one line (how to
+resume, where there is a run folder) and exits 130, SIGTERM the same line and 143;
+anything else prints ``error: unexpected: ...`` and exits 1. ``--debug`` adds the
+traceback. ``-v`` / ``--log-level`` put the log lines on the console too.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import threading
 import traceback
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from gitract.utils.outputs import OutputFolderError
 
@@ -78,6 +79,17 @@ def _catch_sigterm() -> bool:
     return True
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with gitract's ending: a flag it rejects is one stderr line, ``error:
+    --threads: expected a positive int, got '0' (gitract predict --help shows the
+    options)``, exit 2 (its subcommand parsers are of this class too)."""
+
+    def error(self, message: str) -> NoReturn:
+        text = _one_line(message)
+        text = text[len("argument "):] if text.startswith("argument ") else text
+        self.exit(EXIT_ERROR, f"error: {text} ({self.prog} --help shows the options)\n")
+
+
 def _available() -> dict[str, tuple[str, str]]:
     return {
         name: spec for name, spec in COMMANDS.items() if importlib.util.find_spec(spec[0]) is not None
@@ -117,7 +129,7 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     others' modules are not imported)."""
     from gitract import __version__
 
-    parser = argparse.ArgumentParser(prog="gitract", description="gitract command line",
+    parser = _Parser(prog="gitract", description="gitract command line",
                                      epilog=_MAIN_EXAMPLES)
     parser.add_argument("--version", action="version", version=f"gitract {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -191,7 +203,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             traceback.print_exc()
         if isinstance(exc, Terminated):
-            print(_interrupted(args, argv, how="terminated (SIGTERM)"), file=sys.stderr)
+            print(_interrupted(args, argv, how="interrupted (SIGTERM)"), file=sys.stderr)
             return EXIT_TERMINATED
         print(_interrupted(args, argv), file=sys.stderr)
         return EXIT_INTERRUPTED

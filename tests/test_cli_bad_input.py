@@ -82,13 +82,14 @@ def one_error_line(capsys) -> str:
 
 
 def _usage_error(capsys, argv: list[str]) -> str:
-    """The argparse error line of ``argv`` (exit 2)."""
+    """The one error line of a flag the parser rejects (exit 2, no usage text)."""
     with pytest.raises(SystemExit) as info:
         main(argv)
     assert info.value.code == 2
-    err = capsys.readouterr().err
-    assert "Traceback" not in err
-    return err.strip().splitlines()[-1]
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert "Traceback" not in captured.err and len(lines) == 1, captured.err
+    return lines[0]
 
 
 # ------------------------------------------------------------------ 1, 2: no masks
@@ -219,7 +220,8 @@ def test_score_names_an_undecodable_submission(phantom, tmp_path, capsys):
 ])
 def test_threads_must_be_positive(capsys, argv):
     line = _usage_error(capsys, argv)
-    assert "argument --threads: expected a positive int" in line, line
+    assert line.startswith("error: --threads: expected a positive int, got "), line
+    assert line.endswith(" --help shows the options)"), line
 
 
 def test_predict_refuses_a_missing_device_before_loading(tmp_path, capsys, no_cuda):
@@ -241,7 +243,7 @@ def test_predict_refuses_a_missing_device_before_loading(tmp_path, capsys, no_cu
 def test_phantom_sizes_are_checked_by_the_parser(tmp_path, capsys, flag, value, expected):
     out = tmp_path / "phantom"
     line = _usage_error(capsys, ["phantom", str(out), flag, value])
-    assert line == f"gitract phantom: error: argument {flag}: {expected}"
+    assert line == f"error: {flag}: {expected} (gitract phantom --help shows the options)"
     assert not out.exists()
 
 
@@ -281,7 +283,7 @@ def test_sigterm_ends_like_ctrl_c(phantom, tmp_path):
     assert proc.returncode == 143, err
     assert "Traceback" not in err
     assert err.strip().splitlines() == [
-        f"terminated (SIGTERM): finished steps are kept in {out}; to resume, run the same "
+        f"interrupted (SIGTERM): finished steps are kept in {out}; to resume, run the same "
         f"command again: gitract {' '.join(argv)}"]
     assert "interrupted; finished steps are kept" in (out / "log.txt").read_text()
 
@@ -360,5 +362,6 @@ def test_validate_exits_2_with_one_error_line_when_there_are_problems(phantom, t
     _edit_rle(data, "1 999999")
     assert main(["validate", str(data)]) == 2
     captured = capsys.readouterr()
-    assert captured.err.strip().splitlines() == [f"error: {data}: 2 problems (listed above)"]
+    (line,) = captured.err.strip().splitlines()
+    assert line.startswith(f"error: {data}: 2 problems (listed above; the first: {data}"), line
     assert "problems: 2" in captured.out

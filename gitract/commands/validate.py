@@ -2,7 +2,7 @@
 
 Exit status as every command's (``gitract.cli``): 0 when the dataset has no problem
 (warnings alone pass), 2 when it has any: the report on stdout lists each, and one
-``error: DATA_DIR: N problem(s) ...`` line goes to stderr.
+``error: DATA_DIR: N problem(s) (listed above; the first: ...)`` line goes to stderr.
 """
 
 from __future__ import annotations
@@ -63,6 +63,6 @@ def run(args: argparse.Namespace) -> int:
     if not report.problems:
         return 0
     n = len(report.problems)
-    print(f"error: {args.data_dir}: {n} problem{'s' if n != 1 else ''} (listed above)",
-          file=sys.stderr)
+    print(f"error: {args.data_dir}: {n} problem{'s' if n != 1 else ''} (listed above; the "
+          f"first: {' '.join(report.problems[0].split())})", file=sys.stderr)
     return EXIT_PROBLEMS
