@@ -262,3 +262,61 @@ def yaml_text(raw) -> str:
     import yaml
 
     return yaml.safe_dump(raw, sort_keys=False)
+
+
+_TRACK = "tracks:\n  - {name: rf, kind: blocks}\n"
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("", ": the config is empty (expected a mapping of settings"),
+    ("# only a comment\n", ": the config is empty"),
+    ("- a\n- b\n", ": expected a mapping of settings at the top level, got a list"),
+    ("quick\n", ": expected a mapping of settings at the top level, got a str ('quick')"),
+    ("3\n", ": expected a mapping of settings at the top level, got an int (3)"),
+    ("seed: 1\n" + _TRACK, ": name: missing: a config names its run"),
+    ("name: t\n", ": tracks: missing: a config needs at least one track"),
+    ("name: t\ntracks: []\n", ": tracks: is an empty list: a config needs at least one track"),
+    ("name: t\ntracks:\n", ": tracks: is null (an empty section?)"),
+    ("name: t\ndata: null\n" + _TRACK, ": data: is null (an empty section?): give its "
+                                       "settings, or leave the key out for the defaults "
+                                       "(the embedded phantom)"),
+    ("name: t\ndata:\n" + _TRACK, ": data: is null"),
+    ("name: t\nseed: 1\n" + _TRACK + "seed: 2\n", ": seed: duplicate key on lines 2 and 5"),
+    ("name: t\ntracks:\n  - name: rf\n    kind: blocks\n    name: lgbm\n",
+     ": name: duplicate key on lines 3 and 5"),
+    ("name: t\ndata: {kind: phantom, kind: kaggle}\n" + _TRACK,
+     ": kind: duplicate key on lines 2 and 2"),
+])
+def test_a_config_file_that_cannot_mean_a_run_is_named(tmp_path, text, message):
+    """An empty or non-mapping file, a missing name or track, a null section and a key
+    given twice: one line naming the file and the key, before anything runs."""
+    from gitract.config import ConfigError
+
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert str(info.value).startswith(f"{path}{message}"), str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_name_and_tracks_may_come_from_set_and_merge_keys_may_be_overridden(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("tracks:\n  - name: rf\n    kind: blocks\n    params: &p {classifier: rf, "
+                    "block_size: 9}\n  - name: rf2\n    kind: blocks\n    params:\n"
+                    "      <<: *p\n      block_size: 11\n")
+    cfg = load_config(path, sets=["name=from-set"])
+    assert cfg.name == "from-set"
+    assert [t.params["block_size"] for t in cfg.tracks] == [9, 11]
+    with pytest.raises(ValueError, match=r"^--set: tracks: is an empty list"):
+        load_config(path, sets=["name=x", "tracks=[]"])
+
+
+def test_configs_built_in_code_keep_their_defaults():
+    """``name`` and ``tracks`` are required of files only: code (the track commands, the
+    tests) builds configs from partial mappings; a null section is refused there too."""
+    from gitract.config import ConfigError
+
+    assert config_from_dict({}).name == "quick"
+    with pytest.raises(ConfigError, match=r"^config: data: is null"):
+        config_from_dict({"data": None})

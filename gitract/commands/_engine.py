@@ -12,11 +12,14 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import shlex
 from pathlib import Path
 from typing import Any
 
+from gitract.compare import data_path
 from gitract.config import (
     ConfigError,
+    DataConfig,
     apply_sets,
     blame,
     check_devices,
@@ -44,7 +47,11 @@ def add_data_arguments(p: argparse.ArgumentParser) -> None:
 def add_run_arguments(p: argparse.ArgumentParser, *, evaluate: bool, track: str) -> None:
     """The split, seed, run-folder, ``--n-jobs`` and ``--set`` flags of ``evaluate`` (test
     cases) or ``train``."""
-    from gitract.commands.compare import add_force_argument, add_set_argument, positive_int
+    from gitract.commands.compare import (
+        add_force_argument,
+        add_set_argument,
+        positive_int,
+    )
 
     if evaluate:
         p.add_argument("--folds", type=int, default=0,
@@ -216,4 +223,20 @@ def print_training(out: Path, summary: dict, name: str) -> None:
           f"{_fmt(track.get('fit_s'))} s; validation case(s) {fold['val']}")
     print(format_thresholds(track))
     print(f"run folder: {out} (report: {out / 'report.md'})")
-    print(f"predict: gitract predict {out} --data-dir DATA --out submission.csv")
+    print(f"predict: {predict_command(out, summary.get('dataset') or {})}")
+
+
+def predict_command(out: Path, dataset: dict) -> str:
+    """The ``gitract predict`` line that applies a training run to the scans it trained
+    on (Kaggle layout: its folder and ``--images-subdir``), or to a Kaggle-layout
+    ``DATA`` folder where it trained on another kind (which predict does not read)."""
+    kind, options = dataset.get("kind"), dataset.get("options") or {}
+    if kind in ("kaggle", "phantom"):
+        path = data_path(DataConfig(kind=kind, path=dataset.get("path"),
+                                    phantom=dataset.get("phantom") or {}))
+        words = ["gitract", "predict", str(out), "--data-dir", str(path), "--images-subdir",
+                 str(options.get("images_subdir", "train")), "--out", "submission.csv"]
+        return shlex.join(words)
+    return (shlex.join(["gitract", "predict", str(out)]) + " --data-dir DATA --images-subdir "
+            f"test --out submission.csv (DATA: a Kaggle-layout folder; predict does not read "
+            f"--data {kind})")

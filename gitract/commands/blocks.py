@@ -26,7 +26,7 @@ from gitract.commands._engine import (
     run_track,
     track_config,
 )
-from gitract.commands.predict import add_images_subdir
+from gitract.commands.predict import add_predict_arguments, predict
 
 
 def _add_track(p: argparse.ArgumentParser) -> None:
@@ -83,10 +83,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                         epilog=PREDICT_EXAMPLES)
     pr.add_argument("--model", type=Path, required=True,
                     help="run folder written by 'blocks train' (or any comparison run)")
-    pr.add_argument("--track", default=None, help="track name (default: the run's only one)")
-    pr.add_argument("--data-dir", type=Path, required=True, help="Kaggle-layout dataset folder")
-    add_images_subdir(pr)
-    pr.add_argument("--out", type=Path, required=True, help="submission CSV to write")
+    add_predict_arguments(pr)
 
 
 def track_params(args: argparse.Namespace) -> dict:
@@ -107,9 +104,6 @@ def _run(args: argparse.Namespace, *, evaluate: bool) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from gitract.commands.predict import predict
-
-    args.fold, args.device, args.threads = 0, None, None
     return predict(args, args.model, args.track, args.images_subdir)
 
 

@@ -10,6 +10,7 @@ run has one track.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from gitract.commands.compare import device_name, positive_int
 from gitract.data.record import DataError
@@ -34,16 +35,27 @@ def add_images_subdir(parser: argparse.ArgumentParser) -> None:
                         help=f"scans folder under the data folder (default: {IMAGES_SUBDIR})")
 
 
+def add_predict_arguments(parser: argparse.ArgumentParser, *,
+                          track_default: str | None = None) -> None:
+    """Every option of ``gitract predict`` but the run folder, shared with its aliases
+    (``gitract blocks predict --model DIR``, ``gitract unet predict DIR``)."""
+    parser.add_argument("--track", default=track_default,
+                        help="track name, e.g. rf-33, cnn-63, unet (default: "
+                             + (track_default or "the run's only track") + ")")
+    parser.add_argument("--data-dir", type=Path, required=True,
+                        help="Kaggle-layout folder of scans")
+    add_images_subdir(parser)
+    parser.add_argument("--fold", type=int, default=0,
+                        help="the fold whose trained model and thresholds predict (a "
+                             "cross-validated run has folds 0..K-1; default 0)")
+    parser.add_argument("--out", type=Path, required=True,
+                        help="submission CSV to write (id,class,predicted)")
+    add_runtime_arguments(parser)
+
+
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_dir", help="a finished comparison or training run folder")
-    parser.add_argument("--track", default=None,
-                        help="track name, e.g. rf-33, cnn-63, unet (default: the run's only "
-                             "track)")
-    parser.add_argument("--data-dir", required=True, help="Kaggle-layout folder of scans")
-    add_images_subdir(parser)
-    parser.add_argument("--fold", type=int, default=0)
-    parser.add_argument("--out", required=True, help="submission CSV (id,class,predicted)")
-    add_runtime_arguments(parser)
+    add_predict_arguments(parser)
     parser.epilog = EXAMPLES
 
 
@@ -70,8 +82,7 @@ def check_device_flag(device: str | None) -> None:
 
 
 def predict(args: argparse.Namespace, run_dir, track: str | None, images_subdir: str) -> int:
-    """Write the submission and say so (shared with the ``predict`` aliases; those
-    without ``--allow-gaps`` stop at a gap)."""
+    """Write the submission and say so (shared with the ``predict`` aliases)."""
     import sys
 
     from gitract.compare._predict import predict_submission
@@ -88,7 +99,7 @@ def predict(args: argparse.Namespace, run_dir, track: str | None, images_subdir:
         path, n = predict_submission(run_dir, track, args.data_dir, args.out, fold=args.fold,
                                      images_subdir=images_subdir, device=args.device,
                                      num_threads=args.threads,
-                                     allow_gaps=bool(getattr(args, "allow_gaps", False)),
+                                     allow_gaps=args.allow_gaps,
                                      warn=warn, force=bool(getattr(args, "force", False)))
     note = (f" ({len(sparse)} sparse stack(s): predicted on the slices present, 2.5D "
             "context from the nearest slices present)" if sparse else "")

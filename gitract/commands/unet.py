@@ -53,7 +53,7 @@ PREDICT_EXAMPLES = """example:
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     """Add the ``unet`` subcommands."""
     from gitract.commands.compare import device_name
-    from gitract.commands.predict import add_images_subdir, add_runtime_arguments
+    from gitract.commands.predict import add_predict_arguments
 
     parser.epilog = TRAIN_EXAMPLES
     sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -84,11 +84,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                                         "submission with a trained U-Net",
                         epilog=PREDICT_EXAMPLES)
     pr.add_argument("model_dir", type=Path, help="run folder written by 'unet train'")
-    pr.add_argument("--track", default="unet", help="track name (default unet)")
-    pr.add_argument("--data-dir", type=Path, required=True, help="Kaggle-layout dataset folder")
-    add_images_subdir(pr)
-    pr.add_argument("--out", type=Path, required=True, help="submission CSV to write")
-    add_runtime_arguments(pr)
+    add_predict_arguments(pr, track_default="unet")
 
 
 def track_params(args: argparse.Namespace) -> dict:
@@ -123,7 +119,6 @@ def _train(args: argparse.Namespace) -> int:
 def _predict(args: argparse.Namespace) -> int:
     from gitract.commands.predict import predict
 
-    args.fold = 0
     return predict(args, args.model_dir, args.track, args.images_subdir)
 
 

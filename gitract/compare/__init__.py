@@ -6,8 +6,8 @@ then ``build_report(out_dir)`` writes ``report.md``, ``summary.json`` and figure
 """
 
 from gitract.compare._report import build_report
-from gitract.compare._run import run_comparison
+from gitract.compare._run import data_path, run_comparison
 from gitract.compare._run_folder import check_run_folder
 from gitract.compare._tracks import make_track
 
-__all__ = ["build_report", "check_run_folder", "make_track", "run_comparison"]
+__all__ = ["build_report", "check_run_folder", "data_path", "make_track", "run_comparison"]

@@ -36,6 +36,7 @@ def load_trained_track(run_dir: str | Path, track: str | None, *, fold: int = 0,
         track = next(iter(tracks))
     if track not in tracks:
         raise DataError(f"{run_dir}: no track {track!r} (tracks: {', '.join(tracks)})")
+    _check_fold(run_dir, fold)
     step = run_dir / "steps" / f"fold{fold}" / track
     for part in ("model", "eval"):
         done, why = step_status(step / part, None)
@@ -63,6 +64,20 @@ def load_trained_track(run_dir: str | Path, track: str | None, *, fold: int = 0,
         raise DataError(f"{step / 'eval' / 'metrics.json'}: no usable tuned thresholds "
                         f"({type(exc).__name__}: {exc})") from None
     return adapter, tuning
+
+
+def _check_fold(run_dir: Path, fold: int) -> None:
+    """A fold the run has (its ``splits.json``, else its config's ``split.n_folds``)."""
+    splits = run_dir / "splits.json"
+    if splits.is_file():
+        folds = read_json(splits).get("folds")
+        n = len(folds) if isinstance(folds, list) else None
+    else:
+        split = read_json(run_dir / "config.json").get("split") or {}
+        n = split.get("n_folds") if split.get("cross_validate") else 1
+    if isinstance(n, int) and n >= 1 and not 0 <= fold < n:
+        has = "one fold, 0" if n == 1 else f"folds 0..{n - 1}"
+        raise DataError(f"--fold {fold}: the run {run_dir} has {has}")
 
 
 def _predict_scan(source, *, adapter, tuning):
@@ -102,8 +117,9 @@ def predict_submission(run_dir, track: str | None, data_dir, out, *, fold: int =
     if not scans.is_dir():
         raise DataError(f"{scans}: no such folder (scans are read from DATA_DIR/"
                         f"{images_subdir}; choose another with --images-subdir, e.g. train)")
+    # The truth (train.csv beside train/) is not read: predict checks only the scans.
     index = index_dataset("kaggle", data_dir, images_subdir=images_subdir,
-                          classes=tuning.classes, allow_gaps=allow_gaps)
+                          classes=tuning.classes, allow_gaps=allow_gaps, labels=False)
     for key in index.keys():
         info = index.source(key).kaggle
         line = gap_warning(str(Path(info["paths"][0]).parent), info["slices"])

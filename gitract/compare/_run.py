@@ -38,9 +38,11 @@ from gitract.compare._files import hash_key, write_json
 from gitract.compare._run_folder import check_run_folder, forced_note
 from gitract.compare._step_eval import evaluate_step
 from gitract.compare._steps import mark_done, step_status
-from gitract.config import ExperimentConfig, check_devices
+from gitract.config import DataConfig, ExperimentConfig, check_devices
 from gitract.data.index import DatasetIndex, natural_key
+from gitract.data.phantom import PhantomConfig
 from gitract.data.record import DataError, SliceStack
+from gitract.paths import cache_dir
 from gitract.utils._random import derive_seeds, seed_everything
 from gitract.utils.memory import release_memory
 from gitract.utils.parallel import (
@@ -61,23 +63,31 @@ class RunInterrupted(RuntimeError):
 
 
 # ------------------------------------------------------------------------------ data
+def data_path(data: DataConfig) -> str | None:
+    """The folder a run reads: ``data.path`` as given (a relative path is read from the
+    working folder), or the phantom's own cache folder (one per phantom setting); None
+    for a kind that reads its default place."""
+    if data.kind == "phantom" and data.path is None:
+        return str(cache_dir() / f"phantom-{hash_key(asdict(PhantomConfig(**data.phantom)))}")
+    return data.path
+
+
 def load_index(config: ExperimentConfig) -> DatasetIndex:
     """The index of the labelled scans a run uses (the phantom is generated once into the
     cache; ``data.cache_scans`` keeps decoded Kaggle-layout scans there too); a dataset
     without masks (no ``train.csv``) raises :class:`DataError` naming its folder."""
     from gitract.data.index import index_dataset
-    from gitract.paths import cache_dir
 
     data = config.data
     kwargs = dict(data.options)
-    path = data.path
+    path = data_path(data)
+    if path is not None and data.kind != "phantom" and not Path(path).exists():
+        where = ("" if Path(path).is_absolute() else
+                 f", a relative path read from the working folder {Path.cwd()}, not from the "
+                 "config file's folder")
+        raise DataError(f"{path}: dataset folder does not exist (data.path{where})")
     if data.kind == "phantom":
-        from gitract.data.phantom import PhantomConfig
-
-        phantom = PhantomConfig(**data.phantom)
-        kwargs["config"] = phantom
-        if path is None:
-            path = str(cache_dir() / f"phantom-{hash_key(asdict(phantom))}")
+        kwargs["config"] = PhantomConfig(**data.phantom)
     scan_cache = cache_dir() / "decoded" if data.cache_scans else None
     index = index_dataset(data.kind, path, cache_dir=scan_cache, **kwargs)
     if not index.scans:

@@ -14,8 +14,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from gitract.config._experiment import (
     SEGMENTER_KINDS,
     TRACK_KINDS,
@@ -28,6 +26,7 @@ from gitract.config._experiment import (
 from gitract.config._overrides import apply_sets, blame, parse_sets
 from gitract.config._schema import ConfigError, KeyProblem
 from gitract.config._tracks import device_keys
+from gitract.config._yaml import check_file_keys, read_config_file
 from gitract.models import device_problem
 
 __all__ = [
@@ -82,36 +81,12 @@ def check_devices(config: ExperimentConfig, *, where: str = "config") -> None:
             raise ConfigError(where, key, problem)
 
 
-def read_config_file(path: str | Path) -> dict[str, Any]:
-    """The parsed YAML of a config file (a mapping); a problem names the file (and the
-    line and column of invalid YAML)."""
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise ConfigError(str(path), "", "no such config file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(str(path), "", f"cannot read the config ({exc})") from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = exc.problem or exc.context or "syntax error"
-        raise ConfigError(str(path), where, f"invalid YAML: {problem}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(str(path), "", f"invalid YAML: {exc}") from None
-    if raw is None:
-        return {}
-    if not isinstance(raw, dict):
-        raise ConfigError(str(path), "", "expected a mapping of settings at the top level, "
-                                         f"got a {type(raw).__name__}")
-    return raw
-
-
 def load_config(path: str | Path, *, overrides: dict[str, Any] | None = None,
                 sets: Sequence[str] = ()) -> ExperimentConfig:
     """Read and check a YAML config.
+
+    Beyond :func:`config_from_dict`'s checks, a file must give ``name`` and at least one
+    track (here or through ``overrides`` / ``sets``), and may not give a key twice.
 
     Parameters
     ----------
@@ -132,6 +107,7 @@ def load_config(path: str | Path, *, overrides: dict[str, Any] | None = None,
     raw.update(overrides or {})
     raw, paths = apply_sets(raw, parse_sets(sets))
     try:
+        check_file_keys(raw, str(path))
         config = config_from_dict(raw, where=str(path))
         check_devices(config, where=str(path))
         return config

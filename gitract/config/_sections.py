@@ -60,8 +60,13 @@ def build_experiment(raw: Any) -> ExperimentConfig:
         raw = {}
     if not isinstance(raw, Mapping):
         raise KeyProblem("", f"expected a mapping of settings at the top level, got {show(raw)}")
-    top = {k: v for k, v in raw.items()
-           if k not in ("data", "split", "report", "parallel", "tracks", "metrics")}
+    sections = ("data", "split", "report", "parallel", "tracks", "metrics")
+    for key in sections:
+        if key in raw and raw[key] is None:  # "data:" with nothing under it, or "data: null"
+            default = " (the embedded phantom)" if key == "data" else ""
+            raise KeyProblem(key, f"is null (an empty section?): give its settings, or leave "
+                                  f"the key out for the defaults{default}")
+    top = {k: v for k, v in raw.items() if k not in sections}
     checked = check_dataclass(ExperimentConfig, top, "", rules={
         "name": _name, "seed": _seed, "min_sizes": at_least(0)})
     return ExperimentConfig(

@@ -242,8 +242,8 @@ def _sha1(parts: Sequence[str]) -> str:
 
 # ------------------------------------------------------------------------- builders
 def _kaggle_index(data_dir: Path, *, classes: Sequence[str], order: str,
-                  images_subdir: str, csv_path, cache_dir, allow_gaps: bool = False
-                  ) -> DatasetIndex:
+                  images_subdir: str, csv_path, cache_dir, allow_gaps: bool = False,
+                  labels: bool = True) -> DatasetIndex:
     from gitract.data.kaggle import (
         _check_images,
         _default_csv,
@@ -265,7 +265,7 @@ def _kaggle_index(data_dir: Path, *, classes: Sequence[str], order: str,
     # header shows only when its scan is decoded).
     for path, h, w in zip(images["path"], images["height"], images["width"], strict=True):
         check_kaggle_png(path, expected_shape=(h, w))
-    csv = _default_csv(data_dir, csv_path, images_subdir)
+    csv = _default_csv(data_dir, csv_path, images_subdir) if labels else None
     labels_by_id: dict[str, list[tuple[int, str]]] = {}
     if csv is not None:
         rows = _read_csv(csv, classes, problems)
@@ -338,11 +338,12 @@ def index_dataset(kind: str, path: str | Path | None = None, *,
     **options
         ``classes``, ``order``, ``images_subdir``, ``csv_path``, ``allow_gaps`` (Kaggle
         layout: index sparse stacks as the slices present, with their true slice
-        numbers, instead of stopping at a gap) or the loader's own options.
+        numbers, instead of stopping at a gap), ``labels`` (False: no RLE CSV is read nor
+        checked, the scans are unlabelled; e.g. to predict) or the loader's own options.
     """
     if kind in ("kaggle", "phantom"):
         unknown = sorted(set(options) - {"classes", "order", "images_subdir", "csv_path", "config",
-                                         "allow_gaps"})
+                                         "allow_gaps", "labels"})
         if unknown:  # checked before anything is written or read
             raise ValueError(f"index_dataset({kind!r}): unknown option(s) {unknown}")
         if kind == "phantom":
@@ -361,7 +362,8 @@ def index_dataset(kind: str, path: str | Path | None = None, *,
             Path(path), classes=options.pop("classes", CLASSES), order=options.pop("order", "C"),
             images_subdir=options.pop("images_subdir", "train"),
             csv_path=options.pop("csv_path", None), cache_dir=cache_dir,
-            allow_gaps=bool(options.pop("allow_gaps", False)))
+            allow_gaps=bool(options.pop("allow_gaps", False)),
+            labels=bool(options.pop("labels", True)))
         return replace(index, kind=kind)
     from gitract.data.loaders import load_dataset
 

@@ -102,4 +102,5 @@ def test_unlabelled_folder_is_valid(root, capsys):
     (root / "train.csv").unlink()
     assert main(["validate", str(root)]) == 0
     out = capsys.readouterr().out
-    assert "csv: -" in out and "slices: 6" in out
+    assert "csv: none found (masks not checked)" in out and "slices: 6" in out
+    assert "warning: " + str(root / "train.csv") + ": not found: no mask was checked" in out

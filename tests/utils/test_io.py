@@ -19,3 +19,26 @@ def test_failed_write_leaves_nothing(tmp_path):
         tmp.write_text("half")
         raise RuntimeError("boom")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_file_on_the_way_is_named_as_not_a_folder(tmp_path):
+    (tmp_path / "f").write_text("mine")
+    for target in (tmp_path / "f" / "x.csv", tmp_path / "f" / "a" / "b" / "x.csv"):
+        with pytest.raises(NotADirectoryError) as info:
+            write_text_atomic(target, "x")
+        assert (info.value.filename, info.value.strerror) == (str(tmp_path / "f"),
+                                                              "is a file, not a folder")
+    assert (tmp_path / "f").read_text() == "mine"
+
+
+def test_errors_name_the_target_never_the_temporary_file(tmp_path):
+    (tmp_path / "d").mkdir()
+    with pytest.raises(IsADirectoryError) as info:
+        write_text_atomic(tmp_path / "d", "x")
+    assert (info.value.filename, info.value.strerror) == (str(tmp_path / "d"),
+                                                          "is a folder, not a file")
+    target = tmp_path / "out.csv"
+    with pytest.raises(OSError) as info, atomic_path(target) as tmp:
+        raise OSError(28, "No space left on device", str(tmp))  # as a full disk says it
+    assert info.value.filename == str(target) and info.value.errno == 28
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d"]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import errno
+import logging
+import os
 import re
 from pathlib import Path
 
@@ -9,6 +12,9 @@ import numpy as np
 import pandas as pd
 
 from gitract.data.kaggle._problems import _Problems
+from gitract.utils.io import file_in_the_way
+
+_LOG = logging.getLogger("gitract.data.kaggle")
 
 _NUM = r"(\d+(?:\.\d+)?)"
 _NAME_RE = re.compile(rf"^slice_(\d+)_(\d+)_(\d+)_{_NUM}_{_NUM}\.png$")
@@ -50,16 +56,35 @@ def kaggle_png_name(
     return f"slice_{int(slice_number):04d}_{size}.png"
 
 
-def _scan(root: Path, problems: _Problems) -> pd.DataFrame:
+def _scan(root: Path, problems: _Problems, notes: list[str] | None = None) -> pd.DataFrame:
+    """The slice table of an images folder; a file where a folder belongs is a problem,
+    an empty case or case-day folder and a broken (or looping) symlink named like a slice
+    are skipped with a note: appended to ``notes``, or logged as warnings when None."""
     if not root.is_dir():
-        problems(f"{root}: images folder does not exist")
+        blocker = file_in_the_way(root)
+        if blocker is not None:
+            what = "the images folder" if blocker == root else f"on the way to {root}"
+            problems(f"{blocker}: is a file, not a folder ({what})")
+        else:
+            problems(f"{root}: images folder does not exist")
         return pd.DataFrame(columns=_IMAGE_COLUMNS)
-    files = {p for p in root.rglob("*.png") if p.is_file()}
-    files |= {p for p in root.glob("*/*/scans/*") if p.is_file()}
+    found: list[str] = []
+    candidates = [p for p in set(root.rglob("*.png")) | set(root.glob("*/*/scans/*"))
+                  if not any(part.startswith(".") for part in p.relative_to(root).parts)]
+    files = set()
+    for path in candidates:
+        if path.is_file():
+            files.add(path)
+        elif path.is_symlink():
+            found.append(f"{path}: {_bad_link(path)}, skipped")
+    _check_folders(root, {p.relative_to(root).parts[:2] for p in candidates}, problems, found)
+    for line in sorted(found, key=_natural):
+        if notes is None:
+            _LOG.warning("%s", line)
+        else:
+            notes.append(line)
     records = []
     for path in sorted(files):
-        if any(part.startswith(".") for part in path.relative_to(root).parts):
-            continue
         m = _NAME_RE.match(path.name)
         if m is None:
             problems(f"{path}: file name does not match 'slice_NNNN_W_H_PW_PH.png'")
@@ -89,6 +114,44 @@ def _scan(root: Path, problems: _Problems) -> pd.DataFrame:
             )
         )
     return pd.DataFrame.from_records(records, columns=_IMAGE_COLUMNS)
+
+
+def _bad_link(path: Path) -> str:
+    """Words for a symlink that leads to no file."""
+    try:
+        path.stat()
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "symlink loop"
+    return f"broken symlink (to {os.readlink(path)})"
+
+
+def _check_folders(root: Path, used: set[tuple[str, ...]], problems: _Problems,
+                   notes: list[str]) -> None:
+    """A case, case-day or ``scans`` entry that is a file is a problem; a case folder
+    without case-day folders, or a case-day folder, with nothing in ``used`` (the first two
+    parts of each file's path under ``root``) a note."""
+    cases = {u[0] for u in used}
+    for case in sorted(p for p in root.iterdir() if not p.name.startswith(".")):
+        if not case.is_dir():
+            if re.match(r"^case\d+$", case.name):
+                problems(f"{case}: is a file, not a folder (a case folder)")
+            continue
+        entries = sorted(p for p in case.iterdir() if not p.name.startswith("."))
+        if case.name not in cases and not any(p.is_dir() or _FOLDER_RE.match(p.name)
+                                              for p in entries):
+            notes.append(f"{case}: empty case folder (no slice image in it), skipped")
+            continue
+        for day in entries:
+            if not day.is_dir():
+                if _FOLDER_RE.match(day.name):
+                    problems(f"{day}: is a file, not a folder (a case-day folder)")
+                continue
+            scans = day / "scans"
+            if scans.is_file():
+                problems(f"{scans}: is a file, not a folder (the slice images of {day.name})")
+            elif (case.name, day.name) not in used:
+                notes.append(f"{day}: empty case-day folder (no slice image in it), skipped")
 
 
 def scan_kaggle_images(

@@ -27,7 +27,9 @@ class ValidationReport:
     problems : list of str
         One line per problem, naming the file or CSV row.
     warnings : list of str
-        One line per sparse stack accepted with ``allow_gaps`` (not problems).
+        One line per thing skipped or not checked (not problems): an empty case or
+        case-day folder, a broken symlink named like a slice, a missing ``train.csv`` (no
+        mask checked), a sparse stack accepted with ``allow_gaps``.
     summary : dict
         ``data_dir``, ``csv``, ``n_cases``, ``n_case_days``, ``n_slices``, ``n_rows``,
         ``shapes`` ("HxW" -> slices), ``spacings`` ("row x col" mm -> slices),
@@ -44,10 +46,13 @@ class ValidationReport:
         return not self.problems
 
     def format(self) -> str:
-        """The summary, one ``warning:`` line per sparse stack, then one line per problem."""
+        """The summary, one ``warning:`` line per warning, then one line per problem."""
         s = self.summary
         lines = [
-            f"data: {s.get('data_dir')}  csv: {s.get('csv') or '-'}",
+            f"data: {s.get('data_dir')}  " + (
+                f"csv: {s.get('csv') or 'none found (masks not checked)'}"
+                if s.get("kind", "kaggle") in ("kaggle", "phantom")
+                else f"kind: {s['kind']} (images and masks read by its loader)"),
             f"cases: {s.get('n_cases', 0)}  case-days: {s.get('n_case_days', 0)}  "
             f"slices: {s.get('n_slices', 0)}  csv rows: {s.get('n_rows', 0)}",
             f"shapes (HxW: slices): {_counts(s.get('shapes', {}))}",
@@ -95,10 +100,17 @@ def validate_kaggle_dataset(
     """
     data_dir = Path(data_dir)
     problems = _Problems(strict=False)
-    images = _scan(data_dir / images_subdir, problems)
+    notes: list[str] = []
+    images = _scan(data_dir / images_subdir, problems, notes)
     _check_images(images, problems, allow_gaps=allow_gaps)
-    warnings = _gap_warnings(images) if allow_gaps and len(images) else []
+    gaps = _gap_warnings(images) if allow_gaps and len(images) else []
     csv = _default_csv(data_dir, csv_path, images_subdir)
+    if csv is None and images_subdir == "train":
+        notes.append(f"{data_dir / 'train.csv'}: not found: no mask was checked (--csv "
+                     "names another RLE CSV)")
+    elif csv is None:
+        notes.append(f"{data_dir / images_subdir}: no RLE CSV given (--csv): no mask was "
+                     "checked")
     rows = None
     if csv is not None:
         rows = _read_csv(csv, classes, problems)
@@ -108,7 +120,7 @@ def validate_kaggle_dataset(
         with problems.catch():
             read_kaggle_png(path, expected_shape=(h, w))
     empty_share = {}
-    if rows is not None:
+    if rows is not None and (data_dir / images_subdir).is_dir():  # else one problem says so
         joined = _match_rows(images, rows, csv, classes, problems)
         for _ in _decode(joined, csv, order, problems):
             pass
@@ -143,5 +155,5 @@ def validate_kaggle_dataset(
         ),
         "empty_share": empty_share,
     }
-    summary["n_sparse_stacks"] = len(warnings)
-    return ValidationReport(problems=problems.items, summary=summary, warnings=warnings)
+    summary["n_sparse_stacks"] = len(gaps)
+    return ValidationReport(problems=problems.items, summary=summary, warnings=notes + gaps)
