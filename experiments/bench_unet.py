@@ -70,11 +70,11 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from gitract.compare._run import load_index, make_folds
+    from gitract.compare import load_index, make_folds
     from gitract.config import SEGMENTER_KINDS, load_config
     from gitract.models.train_torch import distributed_session
     from gitract.models.unet import UNetConfig, UNetSegmenter
-    from gitract.utils._random import derive_seeds
+    from gitract.utils import derive_seeds
 
     config = load_config(args.config)
     tracks = [t for t in config.tracks if t.name == args.track and t.kind in SEGMENTER_KINDS]

@@ -24,6 +24,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import NoReturn
 
+from gitract import __version__
+from gitract.data.record import DataError
 from gitract.utils.outputs import OutputFolderError
 
 #: name -> (module, one-line help)
@@ -127,8 +129,6 @@ def _parsers(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParse
 def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     """The ``gitract`` parser; only the command named in ``argv`` is configured (the
     others' modules are not imported)."""
-    from gitract import __version__
-
     parser = _Parser(prog="gitract", description="gitract command line",
                                      epilog=_MAIN_EXAMPLES)
     parser.add_argument("--version", action="version", version=f"gitract {__version__}")
@@ -186,7 +186,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name in ("debug", "no_progress"):
         if not hasattr(args, name):
             setattr(args, name, False)
-    from gitract.data.record import DataError
 
     level = _console_level(args)
     logger = logging.getLogger("gitract")

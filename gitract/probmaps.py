@@ -24,6 +24,7 @@ from scipy.interpolate import CubicSpline
 
 from gitract.blocks import block_grid
 from gitract.constants import CLASSES
+from gitract.features import make_featurizer
 
 __all__ = [
     "INTERPOLATIONS",
@@ -264,8 +265,6 @@ def predict_proba_map(
         if featurizer is None:
             if block_size is None:
                 raise ValueError("predict_proba_map needs a featurizer or a block_size")
-            from gitract.features import make_featurizer
-
             # A CNN with context features takes its blocks' context columns too.
             featurizer = make_featurizer("raw", block_size=block_size,
                                          context=getattr(model, "context_features", False) is True)

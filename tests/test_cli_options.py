@@ -29,7 +29,7 @@ CONFIG = {
 @pytest.fixture
 def captured(monkeypatch):
     """The config and options ``gitract compare`` hands to the engine (nothing runs)."""
-    import gitract.compare
+    import gitract.commands.compare
 
     seen = {}
 
@@ -39,7 +39,7 @@ def captured(monkeypatch):
         logging.getLogger("gitract.compare").debug("a debug line of the run")
         return out
 
-    monkeypatch.setattr(gitract.compare, "run_comparison", fake)
+    monkeypatch.setattr(gitract.commands.compare, "run_comparison", fake)
     return seen
 
 

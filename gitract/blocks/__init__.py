@@ -32,12 +32,12 @@ from gitract.blocks._labels import (  # noqa: F401
 from gitract.blocks._sampling import _choose, sample_block_centres  # noqa: F401
 from gitract.blocks._validation import (  # noqa: F401
     BLOCK_SIZES,
-    _check_centres,
-    _check_image,
     _check_mask,
     _check_positive_int,
     _check_shape,
     check_block_size,
+    check_centres,
+    check_image,
 )
 
 __all__ = [
@@ -46,6 +46,8 @@ __all__ = [
     "block_labels",
     "block_view",
     "check_block_size",
+    "check_centres",
+    "check_image",
     "dominant_label_map",
     "dominant_labels",
     "extract_blocks",

@@ -9,11 +9,11 @@ from numpy.lib.stride_tricks import sliding_window_view
 from numpy.typing import NDArray
 
 from gitract.blocks._validation import (
-    _check_centres,
-    _check_image,
     _check_positive_int,
     _check_shape,
     check_block_size,
+    check_centres,
+    check_image,
 )
 
 __all__ = ["block_grid", "block_view", "extract_blocks", "grid_centres"]
@@ -139,8 +139,8 @@ def extract_blocks(
            [16., 17., 18.]])
     """
     block_size = check_block_size(block_size)
-    image = _check_image(image)
-    rows, cols = _check_centres(rows, cols, image.shape)
+    image = check_image(image)
+    rows, cols = check_centres(rows, cols, image.shape)
     return _padded_windows(image, block_size)[rows, cols]
 
 
@@ -171,5 +171,5 @@ def block_view(image: NDArray, *, block_size: int, step: int = 1) -> NDArray:
     """
     block_size = check_block_size(block_size)
     step = _check_positive_int(step, "step")
-    image = _check_image(image)
+    image = check_image(image)
     return _padded_windows(image, block_size)[::step, ::step]

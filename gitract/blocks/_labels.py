@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import NDArray
 
-from gitract.blocks._validation import _check_centres, _check_mask
+from gitract.blocks._validation import _check_mask, check_centres
 from gitract.constants import CLASSES, DOMINANT_PRIORITY
 
 __all__ = ["block_labels", "dominant_label_map", "dominant_labels"]
@@ -35,7 +35,7 @@ def block_labels(
     [[False, True], [False, False]]
     """
     mask = _check_mask(mask)
-    rows, cols = _check_centres(rows, cols, mask.shape[:2])
+    rows, cols = check_centres(rows, cols, mask.shape[:2])
     return mask[rows, cols]
 
 
@@ -104,7 +104,7 @@ def dominant_labels(
     mask = _check_mask(mask)
     if mask.shape[2] != len(classes):
         raise ValueError(f"mask has {mask.shape[2]} channels but classes has {len(classes)}: {classes!r}")
-    rows, cols = _check_centres(rows, cols, mask.shape[:2])
+    rows, cols = check_centres(rows, cols, mask.shape[:2])
     at = mask[rows, cols]
     y = np.zeros(len(rows), dtype=np.int64)
     for k in reversed(_priority_order(classes, priority)):

@@ -13,7 +13,7 @@ from gitract.blocks._validation import (
     check_block_size,
 )
 from gitract.constants import CLASSES
-from gitract.utils._random import check_random_state
+from gitract.utils import check_random_state
 
 __all__ = ["sample_block_centres"]
 

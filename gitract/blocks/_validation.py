@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["BLOCK_SIZES", "check_block_size"]
+__all__ = ["BLOCK_SIZES", "check_block_size", "check_centres", "check_image"]
 
 #: The block sizes of the seed project (any positive odd size works).
 BLOCK_SIZES: tuple[int, ...] = (33, 63)
@@ -42,7 +42,14 @@ def _check_shape(shape) -> tuple[int, int]:
     return shape[0], shape[1]
 
 
-def _check_image(image) -> NDArray:
+def check_image(image) -> NDArray:
+    """``image`` as an array of shape (H, W), any dtype (not copied).
+
+    Raises
+    ------
+    ValueError
+        If ``image`` is not 2-D.
+    """
     image = np.asarray(image)
     if image.ndim != 2:
         raise ValueError(f"image must have shape (H, W), got shape {image.shape}")
@@ -56,7 +63,14 @@ def _check_mask(mask) -> NDArray[np.bool_]:
     return mask.astype(bool, copy=False)
 
 
-def _check_centres(rows, cols, shape: tuple[int, int]) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
+def check_centres(rows, cols, shape: tuple[int, int]) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
+    """Block centres ``(rows, cols)`` as 1-D intp arrays inside an image of ``shape``.
+
+    Raises
+    ------
+    ValueError
+        If the arrays are not 1-D of equal length, not ints, or reach outside ``shape``.
+    """
     rows = np.asarray(rows)
     cols = np.asarray(cols)
     if rows.ndim != 1 or rows.shape != cols.shape:

@@ -16,7 +16,14 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-from gitract.compare import data_path
+from gitract.commands.compare import add_force_argument, add_set_argument, positive_int
+from gitract.compare import (
+    check_run_folder,
+    data_path,
+    load_index,
+    make_folds,
+    run_comparison,
+)
 from gitract.config import (
     ConfigError,
     DataConfig,
@@ -26,6 +33,7 @@ from gitract.config import (
     config_from_dict,
     parse_sets,
 )
+from gitract.data.loaders import DATASET_KINDS
 from gitract.data.record import DataError
 
 #: Where a run goes without ``--out`` (relative to the working folder; git ignores the
@@ -36,8 +44,6 @@ RUNS_DIR = Path("runs")
 # ----------------------------------------------------------------------------- flags
 def add_data_arguments(p: argparse.ArgumentParser) -> None:
     """``--data``, ``--path``, ``--every``."""
-    from gitract.data.loaders import DATASET_KINDS
-
     p.add_argument("--data", required=True, choices=DATASET_KINDS, help="dataset kind")
     p.add_argument("--path", type=Path, default=None, help="dataset folder (default per kind)")
     p.add_argument("--every", type=int, default=1, metavar="N",
@@ -47,12 +53,6 @@ def add_data_arguments(p: argparse.ArgumentParser) -> None:
 def add_run_arguments(p: argparse.ArgumentParser, *, evaluate: bool, track: str) -> None:
     """The split, seed, run-folder, ``--n-jobs`` and ``--set`` flags of ``evaluate`` (test
     cases) or ``train``."""
-    from gitract.commands.compare import (
-        add_force_argument,
-        add_set_argument,
-        positive_int,
-    )
-
     if evaluate:
         p.add_argument("--folds", type=int, default=0,
                        help="K-fold case cross-validation, every case tested once (0: one "
@@ -141,9 +141,6 @@ def run_track(args: argparse.Namespace, config, *, progress: bool | None = None
               ) -> tuple[Path, dict]:
     """Check the data and the split, run the engine into the run folder and return
     ``(run folder, summary.json)``."""
-    from gitract.compare import check_run_folder, run_comparison
-    from gitract.compare._run import load_index, make_folds
-
     out = args.out if args.out is not None else RUNS_DIR / config.name
     command = f"gitract {args.command} {getattr(args, 'action', '')}".strip()
     force = getattr(args, "force", False)

@@ -19,6 +19,7 @@ from gitract.commands._engine import (
     track_config,
 )
 from gitract.commands.compare import device_name
+from gitract.data.record import DataError
 
 
 def _add_track(p: argparse.ArgumentParser) -> None:
@@ -83,8 +84,6 @@ def model_params(args: argparse.Namespace) -> dict:
     try:
         channels = [int(c) for c in str(args.channels).split(",") if c.strip()]
     except ValueError:
-        from gitract.data.record import DataError
-
         raise DataError(f"--channels: expected comma-separated ints, got {args.channels!r}") \
             from None
     params = {"channels": channels, "max_epochs": args.epochs, "batch_size": args.batch_size,

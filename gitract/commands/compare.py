@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import argparse
 
-from gitract.config import ConfigError, load_config, read_config_file
+from gitract.compare import resolve_out_dir, run_comparison
+from gitract.config import SEGMENTER_KINDS, ConfigError, load_config, read_config_file
 from gitract.models import device_problem
 from gitract.utils.parallel import scheduler_problem
 
@@ -86,8 +87,6 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 def device_sets(raw_tracks, device: str | None) -> list[str]:
     """``--set`` items that put every deep track of the config on ``device``."""
-    from gitract.config import SEGMENTER_KINDS
-
     if device is None:
         return []
     out = []
@@ -115,9 +114,6 @@ def _check_flags(args: argparse.Namespace, raw_tracks) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import time
-
-    from gitract.compare import run_comparison
-    from gitract.compare._run import resolve_out_dir
 
     raw_tracks = read_config_file(args.config).get("tracks")
     _check_flags(args, raw_tracks)

@@ -19,9 +19,16 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from gitract.commands.predict import check_device_flag
+from gitract.commands.compare import device_name, positive_int
+from gitract.commands.predict import add_images_subdir, check_device_flag
+from gitract.compare import predict_coco
+from gitract.data.coco_export import export_coco, read_split_file, split_parts
+from gitract.data.index import index_dataset
+from gitract.data.loaders import DATASET_KINDS
 from gitract.data.record import DataError
 from gitract.utils.outputs import check_output_folder
+from gitract.utils.parallel import ParallelConfig
+from gitract.utils.progress import progress_bars
 
 EXAMPLES = """examples:
   gitract phantom data/phantom --cases 4 --slices 8
@@ -43,10 +50,6 @@ _KAGGLE_KINDS = ("kaggle", "phantom")
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     """Add the ``export`` subcommands."""
-    from gitract.commands.compare import device_name, positive_int
-    from gitract.commands.predict import add_images_subdir
-    from gitract.data.loaders import DATASET_KINDS
-
     parser.epilog = EXAMPLES
     sub = parser.add_subparsers(dest="action", required=True, metavar="FORMAT")
     gt = sub.add_parser("coco", help="a split's slices and masks as COCO JSON, one file per "
@@ -88,8 +91,6 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 def data_index(data_dir: Path, kind: str | None, dataset: dict, images_subdir: str):
     """The index of ``data_dir`` for ``kind`` (else ``dataset["kind"]``, else kaggle);
     the split's loader options apply when the kind is the split's own."""
-    from gitract.data.index import index_dataset
-
     recorded = dataset.get("kind") if isinstance(dataset, dict) else None
     chosen = kind or recorded or "kaggle"
     options = dict(dataset.get("options") or {}) if chosen == recorded else {}
@@ -113,10 +114,6 @@ def data_index(data_dir: Path, kind: str | None, dataset: dict, images_subdir: s
 
 
 def _run_coco(args: argparse.Namespace) -> int:
-    from gitract.data.coco_export import export_coco, read_split_file, split_parts
-    from gitract.utils.parallel import ParallelConfig
-    from gitract.utils.progress import progress_bars
-
     splits = read_split_file(args.split)
     split_parts(splits, fold=args.fold, where=str(args.split))  # before any data is read
     folder = check_output_folder(args.out, kind="coco", command="gitract export coco",
@@ -139,11 +136,6 @@ def _run_coco(args: argparse.Namespace) -> int:
 
 
 def _run_coco_pred(args: argparse.Namespace) -> int:
-    from gitract.compare._coco_pred import predict_coco
-    from gitract.data.coco_export import read_split_file, split_parts
-    from gitract.utils.parallel import ParallelConfig
-    from gitract.utils.progress import progress_bars
-
     check_device_flag(args.device)
     split_file = args.run_dir / "splits.json"
     splits = read_split_file(split_file) if split_file.is_file() else {}

@@ -13,8 +13,10 @@ import argparse
 from pathlib import Path
 
 from gitract.commands.compare import device_name, positive_int
+from gitract.compare import predict_submission
 from gitract.data.record import DataError
 from gitract.models import device_problem
+from gitract.utils.progress import progress_bars
 
 #: The scans folder under ``--data-dir`` that every predict command reads by default.
 IMAGES_SUBDIR = "test"
@@ -84,9 +86,6 @@ def check_device_flag(device: str | None) -> None:
 def predict(args: argparse.Namespace, run_dir, track: str | None, images_subdir: str) -> int:
     """Write the submission and say so (shared with the ``predict`` aliases)."""
     import sys
-
-    from gitract.compare._predict import predict_submission
-    from gitract.utils.progress import progress_bars
 
     check_device_flag(args.device)
     sparse: list[str] = []

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from gitract.compare import build_report, read_json
+from gitract.data.record import DataError
+
 EXAMPLES = """examples:
   gitract report reports/quick            rebuild report.md and figures/ of a finished run
 """
@@ -19,10 +22,6 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
-
-    from gitract.compare import build_report
-    from gitract.compare._files import read_json
-    from gitract.data.record import DataError
 
     run_dir = Path(args.run_dir)
     if not run_dir.is_dir():

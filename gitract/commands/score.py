@@ -15,7 +15,11 @@ import math
 import sys
 from pathlib import Path
 
-# The preset names, without importing gitract.metrics when the parser is built.
+from gitract.data.kaggle import gap_warning, read_kaggle_dataset
+from gitract.data.record import DataError
+from gitract.metrics import MetricConventions, decode_submission, score_stacks
+
+# The preset names (those of gitract.metrics.CONVENTIONS).
 _PRESETS = ("default", "mlebench")
 
 
@@ -52,10 +56,6 @@ def _fmt(value: float) -> str:
 
 def run(args: argparse.Namespace) -> int:
     import pandas as pd
-
-    from gitract.data.kaggle import gap_warning, read_kaggle_dataset
-    from gitract.data.record import DataError
-    from gitract.metrics import decode_submission, score_stacks
 
     conventions = _conventions(args)
     truth = read_kaggle_dataset(args.data_dir, csv_path=args.truth, order=args.order,
@@ -110,9 +110,6 @@ def run(args: argparse.Namespace) -> int:
 def _conventions(args: argparse.Namespace):
     """The preset named by ``--conventions``, with the both-empty values given."""
     from dataclasses import replace
-
-    from gitract.data.record import DataError
-    from gitract.metrics import MetricConventions
 
     conventions = MetricConventions.preset(args.conventions)
     for flag, name in (("--dice-both-empty", "dice_both_empty"),

@@ -28,6 +28,8 @@ from gitract.commands._engine import (
     run_track,
     track_config,
 )
+from gitract.commands.compare import device_name
+from gitract.commands.predict import add_predict_arguments, predict
 
 #: ``train`` flag -> :class:`UNetConfig` field.
 _FLAGS = (("epochs", "max_epochs"), ("steps", "max_steps"), ("minutes", "max_minutes"),
@@ -52,9 +54,6 @@ PREDICT_EXAMPLES = """example:
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     """Add the ``unet`` subcommands."""
-    from gitract.commands.compare import device_name
-    from gitract.commands.predict import add_predict_arguments
-
     parser.epilog = TRAIN_EXAMPLES
     sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     tr = sub.add_parser("train", help="train a 2.5D U-Net, tune its thresholds on "
@@ -117,8 +116,6 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from gitract.commands.predict import predict
-
     return predict(args, args.model_dir, args.track, args.images_subdir)
 
 

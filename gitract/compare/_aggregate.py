@@ -14,7 +14,7 @@ from gitract.compare._environment import dataset_description
 from gitract.compare._files import clean, write_csv, write_json
 from gitract.compare._statistics import folder_statistics
 from gitract.compare._steps import read_marker
-from gitract.config import ExperimentConfig
+from gitract.config import ExperimentConfig, config_from_dict
 
 
 def _step_dirs(out: Path, config: ExperimentConfig) -> list[tuple[int, str, Path]]:
@@ -29,8 +29,6 @@ def _step_dirs(out: Path, config: ExperimentConfig) -> list[tuple[int, str, Path
 def aggregate_run(out: Path, config: ExperimentConfig | None = None) -> dict:
     """Collect every step's outputs into run-level CSVs and ``summary.json`` (with the
     case-level bootstrap statistics of :mod:`gitract.compare._statistics`)."""
-    from gitract.config import config_from_dict
-
     out = Path(out)
     if config is None:
         raw = json.loads((out / "config.json").read_text())

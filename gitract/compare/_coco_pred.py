@@ -5,14 +5,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from gitract.compare._files import read_json
+from gitract.compare._predict import load_trained_track
+from gitract.data.coco import mask_annotations
+from gitract.data.coco_export import image_id_offsets, write_json
 from gitract.data.record import DataError
+from gitract.utils.parallel import ParallelConfig, map_scans
 
 
 def _predict_records(item, *, adapter, tuning) -> list[dict]:
     """COCO results of one scan: a record per predicted (slice, class) mask, ``score``
     the mean probability of the class inside the mask."""
-    from gitract.data.coco import mask_annotations
-
     source, first_id = item
     stack = source.read()
     proba = adapter.predict_proba_stack(stack)
@@ -52,11 +55,6 @@ def predict_coco(run_dir: str | Path, track: str | None, index, out_dir: str | P
     -------
     (path, n_slices, n_results)
     """
-    from gitract.compare._files import read_json
-    from gitract.compare._predict import load_trained_track
-    from gitract.data.coco_export import image_id_offsets, write_json
-    from gitract.utils.parallel import ParallelConfig, map_scans
-
     adapter, tuning = load_trained_track(run_dir, track, fold=fold, device=device,
                                          num_threads=num_threads)
     if track is None:  # the run's only track (load_trained_track checked there is one)

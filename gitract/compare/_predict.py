@@ -6,8 +6,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 from gitract.compare._files import read_json
+from gitract.compare._steps import step_status
+from gitract.compare._tracks import make_track
+from gitract.data.index import index_dataset
+from gitract.data.kaggle import gap_warning, stacks_to_rle_frame, write_submission
 from gitract.data.record import DataError
+from gitract.postprocessing import ThresholdTuning
 from gitract.utils.outputs import check_output_file
+from gitract.utils.parallel import ParallelConfig, map_scans
 
 
 def load_trained_track(run_dir: str | Path, track: str | None, *, fold: int = 0,
@@ -15,10 +21,6 @@ def load_trained_track(run_dir: str | Path, track: str | None, *, fold: int = 0,
     """``(adapter, tuning)`` of ``track`` in ``run_dir`` (model and validation thresholds);
     ``track`` None picks the run's only track; ``device`` / ``num_threads`` override the
     saved ones of a deep track."""
-    from gitract.compare._steps import step_status
-    from gitract.compare._tracks import make_track
-    from gitract.postprocessing import ThresholdTuning
-
     run_dir = Path(run_dir)
     if not (run_dir / "config.json").is_file():
         raise DataError(f"{run_dir / 'config.json'}: missing; not a run folder (write one with "
@@ -81,8 +83,6 @@ def _check_fold(run_dir: Path, fold: int) -> None:
 
 
 def _predict_scan(source, *, adapter, tuning):
-    from gitract.data.kaggle import stacks_to_rle_frame
-
     stack = source.read()
     masks = {stack.key: tuning.apply(adapter.predict_proba_stack(stack))}
     return stacks_to_rle_frame([stack], masks, column="predicted"), stack.n_slices
@@ -104,10 +104,6 @@ def predict_submission(run_dir, track: str | None, data_dir, out, *, fold: int =
     (checked before anything is read).
     """
     import pandas as pd
-
-    from gitract.data.index import index_dataset
-    from gitract.data.kaggle import gap_warning, write_submission
-    from gitract.utils.parallel import ParallelConfig, map_scans
 
     check_output_file(out, header="id,class,predicted", command="gitract predict",
                       force=force)

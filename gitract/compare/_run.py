@@ -35,15 +35,21 @@ from pathlib import Path
 from gitract.compare._aggregate import aggregate_run
 from gitract.compare._environment import dataset_description, environment_info
 from gitract.compare._files import hash_key, write_json
+from gitract.compare._report import build_report
 from gitract.compare._run_folder import check_run_folder, forced_note
+from gitract.compare._scan_eval import example_candidates
 from gitract.compare._step_eval import evaluate_step
 from gitract.compare._steps import mark_done, step_status
+from gitract.compare._tracks import make_track
 from gitract.config import DataConfig, ExperimentConfig, check_devices
-from gitract.data.index import DatasetIndex, natural_key
+from gitract.data.index import DatasetIndex, index_dataset, natural_key
 from gitract.data.phantom import PhantomConfig
 from gitract.data.record import DataError, SliceStack
-from gitract.paths import cache_dir
-from gitract.utils._random import derive_seeds, seed_everything
+from gitract.data.splits import case_folds, make_case_splits
+from gitract.metrics import MetricConventions
+from gitract.paths import cache_dir, reports_dir
+from gitract.postprocessing import DEFAULT_GRID
+from gitract.utils import derive_seeds, seed_everything
 from gitract.utils.memory import release_memory
 from gitract.utils.parallel import (
     ParallelConfig,
@@ -51,6 +57,7 @@ from gitract.utils.parallel import (
     parallel_session,
     scheduler_problem,
 )
+from gitract.utils.progress import progress_bar, progress_bars
 
 log = logging.getLogger("gitract.compare")
 
@@ -76,8 +83,6 @@ def load_index(config: ExperimentConfig) -> DatasetIndex:
     """The index of the labelled scans a run uses (the phantom is generated once into the
     cache; ``data.cache_scans`` keeps decoded Kaggle-layout scans there too); a dataset
     without masks (no ``train.csv``) raises :class:`DataError` naming its folder."""
-    from gitract.data.index import index_dataset
-
     data = config.data
     kwargs = dict(data.options)
     path = data_path(data)
@@ -113,8 +118,6 @@ def make_folds(config: ExperimentConfig, cases: Sequence[str]) -> tuple[dict, li
     A split with no test case (``n_test: 0``) is a training run: every fold trains and
     tunes thresholds on validation cases; nothing is scored.
     """
-    from gitract.data.splits import case_folds, make_case_splits
-
     split = config.split
     cases = sorted(set(cases), key=natural_key)
     if split.cross_validate:
@@ -150,8 +153,6 @@ def choose_example_slices(index: DatasetIndex, keys: Sequence[str], n: int,
                           parallel: ParallelConfig) -> list[str]:
     """Slice ids for the probability-map figures: the most classes present, then the most
     organ pixels, at most one per stack first (deterministic)."""
-    from gitract.compare._scan_eval import example_candidates
-
     rows = [r for part in map_scans(example_candidates, [index.source(k) for k in keys],
                                     parallel=parallel, desc="example slices") for r in part]
     rows.sort(key=lambda r: (-r[0], -r[1], r[3]))
@@ -213,8 +214,6 @@ def run_comparison(
     Path
         The run folder.
     """
-    from gitract.utils.progress import progress_bars
-
     parallel = config.parallel if parallel is None else parallel
     # One derived seed for every track: block tracks then sample the same training
     # blocks (a like-for-like comparison).
@@ -255,8 +254,6 @@ def run_comparison(
             _run_steps(config, out, index, splits, folds, track_seed, parallel, stop_after)
             aggregate_run(out, config)
             if report:
-                from gitract.compare._report import build_report
-
                 build_report(out)
             log.info("run finished: %s", out)
             return out
@@ -277,8 +274,6 @@ def prepare_run(config: ExperimentConfig, source: str, track_seed: int, *,
     """Check every track's parameters, index the data and make the split, before a run
     writes anything; a problem raises :class:`DataError` naming ``source`` (the config
     file) and the section."""
-    from gitract.compare._tracks import make_track
-
     for i, track in enumerate(config.tracks):  # every track's parameters before any data
         try:
             make_track(track.kind, track.params, random_state=track_seed)
@@ -287,7 +282,6 @@ def prepare_run(config: ExperimentConfig, source: str, track_seed: int, *,
                 raise
             raise DataError(f"{source}: tracks[{i}] ({track.name}): {exc}") from None
     check_devices(config, where=source)  # cuda / mps present, before any work
-    from gitract.metrics import MetricConventions
 
     try:
         MetricConventions.from_mapping(config.metrics)
@@ -309,8 +303,6 @@ def prepare_run(config: ExperimentConfig, source: str, track_seed: int, *,
 
 def _run_steps(config, out, index, splits, folds, track_seed, parallel, stop_after) -> None:
     """Every (fold, track) step not already finished: fit (or load), tune, score."""
-    from gitract.utils.progress import progress_bar
-
     data_key = hash_key({"data": dataset_description(config), "splits": splits["folds"],
                          "seed": config.seed})
     conventions = _conventions(config)
@@ -358,8 +350,6 @@ def _where(parallel: ParallelConfig) -> str:
 
 def _conventions(config: ExperimentConfig):
     """``metrics: {preset: mlebench, ...}``: a named preset, then any field overriding it."""
-    from gitract.metrics import MetricConventions
-
     try:
         return MetricConventions.from_mapping(config.metrics)
     except (TypeError, ValueError) as exc:
@@ -369,8 +359,6 @@ def _conventions(config: ExperimentConfig):
 def _tuning_options(config: ExperimentConfig, track) -> dict:
     """The validation sweep of a track: the run's rule, overridden by the track's own
     ``threshold_grid``, ``min_sizes`` or ``hausdorff_max_side`` where it sets them."""
-    from gitract.postprocessing import DEFAULT_GRID
-
     options = {"threshold_grid": [float(t) for t in DEFAULT_GRID],
                "min_sizes": [int(m) for m in config.min_sizes], "hausdorff_max_side": 128}
     for key in options:
@@ -381,8 +369,6 @@ def _tuning_options(config: ExperimentConfig, track) -> dict:
 
 def _fit_or_load(track, directory: Path, key: str, seed: int, index, train_keys, val_keys,
                  parallel):
-    from gitract.compare._tracks import make_track
-
     adapter = make_track(track.kind, track.params, random_state=seed)
     done, why = step_status(directory, key)
     if done:
@@ -408,7 +394,5 @@ def _fit_or_load(track, directory: Path, key: str, seed: int, index, train_keys,
 
 def resolve_out_dir(config: ExperimentConfig, out: str | Path | None) -> Path:
     """``--out`` or ``reports/<config name>``."""
-    from gitract.paths import reports_dir
-
     return Path(out) if out is not None else reports_dir() / config.name
 

@@ -16,8 +16,18 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from gitract.compare import _analysis as A
 from gitract.data.index import ScanSource
-from gitract.metrics import MetricConventions, ScoreResult, score_stacks
+from gitract.data.kaggle import stacks_to_rle_frame
+from gitract.evaluation import normalize_stack
+from gitract.metrics import (
+    DICE_WEIGHT,
+    HAUSDORFF_WEIGHT,
+    MetricConventions,
+    ScoreResult,
+    score_stacks,
+)
+from gitract.postprocessing import sweep_statistics
 from gitract.utils.memory import release_memory
 
 
@@ -42,8 +52,6 @@ class ScanOutputs:
 def validation_statistics(source: ScanSource, adapter, *, grid, min_sizes,
                           conventions: MetricConventions, pool_factor: int) -> tuple:
     """``(sweep sums, n_slices, read_s, predict_s, sweep_s)`` of one validation scan."""
-    from gitract.postprocessing import sweep_statistics
-
     t0 = time.perf_counter()
     stack = source.read()
     t1 = time.perf_counter()
@@ -60,9 +68,6 @@ def validation_statistics(source: ScanSource, adapter, *, grid, min_sizes,
 def test_outputs(source: ScanSource, adapter, *, tuning, conventions: MetricConventions,
                  examples: Sequence[str], n_bins: int) -> ScanOutputs:
     """Predict, threshold and score one test scan; every table of the report's analyses."""
-    from gitract.compare import _analysis as A
-    from gitract.data.kaggle import stacks_to_rle_frame
-
     t0 = time.perf_counter()
     stack = source.read()
     t1 = time.perf_counter()
@@ -73,8 +78,6 @@ def test_outputs(source: ScanSource, adapter, *, tuning, conventions: MetricConv
     ex = {}
     wanted = [(s, sid) for s, sid in enumerate(stack.ids) if sid in set(examples)]
     if wanted:
-        from gitract.evaluation import normalize_stack
-
         volume = normalize_stack(stack)
         for s, sid in wanted:
             # The figure needs nothing else: the report never reads the dataset again.
@@ -142,8 +145,6 @@ def combine_scores(parts: Sequence[ScoreResult], classes: Sequence[str],
                    conventions: MetricConventions) -> ScoreResult:
     """One :class:`ScoreResult` over every scan from per-scan results (the same means as
     scoring all scans at once: rows and volumes are pooled, not scan means)."""
-    from gitract.metrics import DICE_WEIGHT, HAUSDORFF_WEIGHT
-
     per_slice = pd.concat([p.per_slice for p in parts], ignore_index=True)
     per_case = pd.concat([p.per_case for p in parts], ignore_index=True)
 

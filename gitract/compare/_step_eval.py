@@ -17,8 +17,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from gitract.compare import _analysis as A
+from gitract.compare import _scan_eval as E
 from gitract.compare._files import clean, write_csv, write_json
 from gitract.compare._steps import mark_done
+from gitract.postprocessing import (
+    ThresholdTuning,
+    hausdorff_pool_factor,
+    tuning_from_statistics,
+)
 from gitract.utils.io import atomic_path
 from gitract.utils.memory import resident_mb
 from gitract.utils.parallel import ParallelConfig, map_scans
@@ -53,13 +60,6 @@ def evaluate_step(adapter, name: str, fold: int, index, val_keys: Sequence[str],
                   parallel: ParallelConfig) -> None:
     """Tune ``adapter``'s thresholds on ``val_keys`` and score ``test_keys`` (if any) into
     ``directory``, then mark the step done under ``key``."""
-    from gitract.compare import _scan_eval as E
-    from gitract.postprocessing import (
-        ThresholdTuning,
-        hausdorff_pool_factor,
-        tuning_from_statistics,
-    )
-
     if directory.exists():
         shutil.rmtree(directory)
     directory.mkdir(parents=True)
@@ -142,7 +142,6 @@ def evaluate_step(adapter, name: str, fold: int, index, val_keys: Sequence[str],
         with atomic_path(directory / "examples.npz") as tmp:
             with open(tmp, "wb") as fh:
                 np.savez_compressed(fh, **ex)
-    from gitract.compare import _analysis as A
 
     predict_s = stages["test"]["predict_s"]
     metrics = {

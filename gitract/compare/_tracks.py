@@ -17,6 +17,16 @@ from typing import Any
 
 from gitract.config import SEGMENTER_KINDS
 from gitract.data.record import SliceStack
+from gitract.evaluation import (
+    BlockTrackConfig,
+    fit_block_track,
+    load_block_track,
+    save_block_track,
+    training_rows,
+)
+from gitract.utils.io import write_text_atomic
+from gitract.utils.parallel import ParallelConfig, map_scans
+from gitract.utils.progress import show_progress
 
 #: Track parameters that set the validation sweep rather than the model.
 TUNING_KEYS = ("threshold_grid", "min_sizes", "hausdorff_max_side")
@@ -34,15 +44,10 @@ class BlockTrackAdapter:
         self.track_ = None
 
     def _config(self):
-        from gitract.evaluation import BlockTrackConfig
-
         return BlockTrackConfig.from_dict({"random_state": self.random_state, **self.params})
 
     def fit(self, index, train_keys: Sequence[str], val_keys: Sequence[str], *,
             parallel=None) -> BlockTrackAdapter:
-        from gitract.evaluation import fit_block_track
-        from gitract.utils.parallel import ParallelConfig, map_scans
-
         n_slices = sum(index.ref(k).n_slices for k in train_keys)
         parts = map_scans(_training_rows, [index.source(k) for k in train_keys],
                           parallel=parallel or ParallelConfig(),
@@ -91,16 +96,12 @@ class BlockTrackAdapter:
                           for i, t in enumerate(history["train_loss"])]}
 
     def save(self, directory: Path) -> None:
-        from gitract.evaluation import save_block_track
-
         save_block_track(self.track_, directory)
 
     def load(self, directory: Path, *, device: str | None = None,
              num_threads: int | None = None) -> BlockTrackAdapter:
         """Read a saved track; ``num_threads`` overrides the CNN's torch threads (a CNN
         saved on a GPU machine already falls back to the CPU, so ``device`` is unused)."""
-        from gitract.evaluation import load_block_track
-
         self.track_ = load_block_track(directory)
         if num_threads is not None and hasattr(self.track_.model, "num_threads"):
             self.track_.model.num_threads = int(num_threads)
@@ -108,8 +109,6 @@ class BlockTrackAdapter:
 
 
 def _training_rows(source, *, config, n_train_slices):
-    from gitract.evaluation import training_rows
-
     return training_rows(source.read(), config, n_train_slices=n_train_slices)
 
 
@@ -136,7 +135,6 @@ class UNetTrackAdapter:
         from dataclasses import replace
 
         from gitract.models.unet import UNetSegmenter
-        from gitract.utils.progress import show_progress
 
         start = time.perf_counter()
         # Bars follow the run's setting (not a parameter: it changes no number).
@@ -172,8 +170,6 @@ class UNetTrackAdapter:
 
     def save(self, directory: Path) -> None:
         import json
-
-        from gitract.utils.io import write_text_atomic
 
         directory.mkdir(parents=True, exist_ok=True)
         self.model_.save(directory / "unet.pt")

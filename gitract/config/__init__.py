@@ -25,6 +25,7 @@ from gitract.config._experiment import (
 )
 from gitract.config._overrides import apply_sets, blame, parse_sets
 from gitract.config._schema import ConfigError, KeyProblem
+from gitract.config._sections import build_experiment
 from gitract.config._tracks import device_keys
 from gitract.config._yaml import check_file_keys, read_config_file
 from gitract.models import device_problem
@@ -56,8 +57,6 @@ def config_from_dict(raw: Any, *, where: str = "config") -> ExperimentConfig:
     ConfigError
         The first problem, naming ``where``, the key path and the problem.
     """
-    from gitract.config._sections import build_experiment
-
     try:
         return build_experiment(raw)
     except KeyProblem as exc:

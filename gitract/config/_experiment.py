@@ -10,6 +10,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from gitract.utils.parallel import ParallelConfig
+
 #: Track kinds trained by the U-Net track's segmenter, one per network; the kind sets
 #: ``UNetConfig.architecture`` (the same names as ``gitract.models.unet.ARCHITECTURES``).
 SEGMENTER_KINDS = ("unet", "unetpp", "deeplabv3plus")
@@ -101,8 +103,6 @@ class ExperimentConfig:
 
     def __post_init__(self) -> None:
         if self.parallel is None:
-            from gitract.utils.parallel import ParallelConfig
-
             object.__setattr__(self, "parallel", ParallelConfig())
 
     def to_dict(self) -> dict[str, Any]:

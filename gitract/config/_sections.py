@@ -32,6 +32,9 @@ from gitract.config._schema import (
     show,
 )
 from gitract.config._tracks import check_track_params
+from gitract.data.loaders import DATASET_KINDS
+from gitract.data.phantom import PhantomConfig
+from gitract.metrics import CONVENTIONS, MetricConventions
 from gitract.utils.parallel import BACKENDS, ParallelConfig, address_problem
 
 __all__ = ["build_experiment"]
@@ -91,16 +94,12 @@ def _build(cls, values: dict, path: str):
 
 
 def _data(values: Any) -> DataConfig:
-    from gitract.data.loaders import DATASET_KINDS
-
     checked = check_dataclass(DataConfig, values, "data", rules={
         "kind": one_of(DATASET_KINDS), "max_cases": at_least(1), "slice_step": at_least(1)})
     kind = checked.get("kind", DataConfig.kind)
     if kind in _NEEDS_PATH and checked.get("path") is None:
         raise KeyProblem("data.path", f"a dataset of kind {kind!r} needs its folder here")
     if checked.get("phantom"):
-        from gitract.data.phantom import PhantomConfig
-
         phantom = check_dataclass(PhantomConfig, checked["phantom"], "data.phantom")
         _build(PhantomConfig, phantom, "data.phantom")
     if kind in ("kaggle", "phantom") and checked.get("options"):
@@ -139,7 +138,6 @@ def _parallel(values: Any):
 def _metrics(values: Any) -> dict:
     if values is None:
         return {}
-    from gitract.metrics import CONVENTIONS, MetricConventions
 
     checked = check_dataclass(MetricConventions, values, "metrics",
                               rules={"preset": one_of(CONVENTIONS)}, extra={"preset": str})

@@ -27,6 +27,9 @@ from gitract.config._schema import (
     problem_of,
     show,
 )
+from gitract.evaluation import BlockTrackConfig
+from gitract.features import make_featurizer
+from gitract.models.pipelines import LGBM_DEFAULTS, RF_DEFAULTS
 
 __all__ = ["check_model_params", "check_track_params", "device_keys"]
 
@@ -106,8 +109,6 @@ def _normalised(params: Mapping, checked: Mapping) -> dict[str, Any]:
 
 
 def _check_blocks(kind: str, params: Any, path: str) -> dict[str, Any]:
-    from gitract.evaluation import BlockTrackConfig
-
     checked = check_dataclass(BlockTrackConfig, params, path, rules=_BLOCK_RULES)
     if kind == "cnn":
         for key, want in (("classifier", "cnn"), ("features", "raw")):
@@ -126,8 +127,6 @@ def _check_blocks(kind: str, params: Any, path: str) -> dict[str, Any]:
 
 
 def _check_feature_params(config, path: str) -> None:
-    from gitract.features import make_featurizer
-
     cls = type(make_featurizer(config.features, block_size=config.block_size))
     names = [f.name for f in fields(cls)] if is_dataclass(cls) else []
     if names:
@@ -177,8 +176,6 @@ def _estimator(classifier: str, block_size: int):
 def _lightgbm_core_params() -> set[str]:
     """LightGBM's own parameters and their aliases, which ``LGBMClassifier`` passes on
     (``verbose``, ``min_data_in_leaf``, ...) though ``get_params()`` does not list them."""
-    from gitract.models.pipelines import LGBM_DEFAULTS
-
     names = set(LGBM_DEFAULTS)
     try:  # the library's own table (private; without it only get_params() keys count)
         from lightgbm.basic import _ConfigAliases
@@ -209,8 +206,6 @@ def check_model_params(classifier: str, model_params: Mapping[str, Any], path: s
     if "device" in model_params and _device(model_params["device"]):
         raise KeyProblem(join(path, "device"), _device(model_params["device"]))
     if classifier == "rf":
-        from gitract.models.pipelines import RF_DEFAULTS
-
         estimator = cls(**{**RF_DEFAULTS, **model_params})
         try:
             estimator._validate_params()  # scikit-learn's own constraints, no data needed

@@ -29,8 +29,22 @@ from pathlib import Path
 import numpy as np
 
 from gitract.constants import CLASSES
+from gitract.data.kaggle import (
+    Problems,
+    check_images,
+    check_kaggle_png,
+    default_csv,
+    match_rows,
+    read_csv,
+    read_kaggle_png,
+    scan_images,
+)
+from gitract.data.loaders import has_data, load_dataset
+from gitract.data.phantom import PhantomConfig, write_phantom
 from gitract.data.record import DataError, SliceStack
-from gitract.data.rle import check_rle
+from gitract.data.rle import check_rle, rle_decode
+from gitract.paths import cache_dir as default_cache
+from gitract.utils.io import atomic_path
 
 __all__ = ["DatasetIndex", "ScanRef", "ScanSource", "index_dataset"]
 
@@ -111,9 +125,6 @@ class ScanSource:
         )
 
     def _decode(self, h: int, w: int):
-        from gitract.data.kaggle import read_kaggle_png
-        from gitract.data.rle import rle_decode
-
         k = self.kaggle
         image = np.stack([read_kaggle_png(p, expected_shape=(h, w)) for p in k["paths"]])
         masks = None
@@ -126,8 +137,6 @@ class ScanSource:
         return image, masks
 
     def _write_cache(self, image, masks) -> None:
-        from gitract.utils.io import atomic_path
-
         path = Path(self.cache_path)
         path.parent.mkdir(parents=True, exist_ok=True)
         shape = np.asarray(masks.shape if masks is not None else (0,), dtype=np.int64)
@@ -244,19 +253,9 @@ def _sha1(parts: Sequence[str]) -> str:
 def _kaggle_index(data_dir: Path, *, classes: Sequence[str], order: str,
                   images_subdir: str, csv_path, cache_dir, allow_gaps: bool = False,
                   labels: bool = True) -> DatasetIndex:
-    from gitract.data.kaggle import (
-        _check_images,
-        _default_csv,
-        _match_rows,
-        _Problems,
-        _read_csv,
-        _scan,
-        check_kaggle_png,
-    )
-
     classes = tuple(classes)
-    problems = _Problems(strict=True)
-    images = _check_images(_scan(data_dir / images_subdir, problems), problems,
+    problems = Problems(strict=True)
+    images = check_images(scan_images(data_dir / images_subdir, problems), problems,
                            allow_gaps=allow_gaps)
     if not len(images):
         raise DataError(f"{data_dir / images_subdir}: no scans found")
@@ -265,11 +264,11 @@ def _kaggle_index(data_dir: Path, *, classes: Sequence[str], order: str,
     # header shows only when its scan is decoded).
     for path, h, w in zip(images["path"], images["height"], images["width"], strict=True):
         check_kaggle_png(path, expected_shape=(h, w))
-    csv = _default_csv(data_dir, csv_path, images_subdir) if labels else None
+    csv = default_csv(data_dir, csv_path, images_subdir) if labels else None
     labels_by_id: dict[str, list[tuple[int, str]]] = {}
     if csv is not None:
-        rows = _read_csv(csv, classes, problems)
-        joined = _match_rows(images, rows, csv, classes, problems)
+        rows = read_csv(csv, classes, problems)
+        joined = match_rows(images, rows, csv, classes, problems)
         channel = {c: k for k, c in enumerate(classes)}
         labelled = joined[joined["segmentation"].str.strip() != ""]
         for slice_id, cls, rle, h, w in zip(labelled["id"], labelled["class"],
@@ -347,14 +346,9 @@ def index_dataset(kind: str, path: str | Path | None = None, *,
         if unknown:  # checked before anything is written or read
             raise ValueError(f"index_dataset({kind!r}): unknown option(s) {unknown}")
         if kind == "phantom":
-            from gitract.data.loaders import _has_data
-            from gitract.paths import cache_dir as default_cache
-
             config = options.pop("config", None)
             path = Path(path) if path is not None else default_cache() / "phantom"
-            if not _has_data(path):
-                from gitract.data.phantom import PhantomConfig, write_phantom
-
+            if not has_data(path):
                 path = write_phantom(path, config if config is not None else PhantomConfig())
         if path is None:
             raise ValueError(f"index_dataset({kind!r}) needs a path")
@@ -365,6 +359,4 @@ def index_dataset(kind: str, path: str | Path | None = None, *,
             allow_gaps=bool(options.pop("allow_gaps", False)),
             labels=bool(options.pop("labels", True)))
         return replace(index, kind=kind)
-    from gitract.data.loaders import load_dataset
-
     return _memory_index(kind, load_dataset(kind, path, **options))

@@ -23,10 +23,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from gitract.data.kaggle import read_kaggle_dataset
+from gitract.data.nifti import read_colin27, read_nifti_volume, read_totalseg_examples
+from gitract.data.pairs import read_image_mask_pairs, read_isbi2012, read_uwmgi_derived
+from gitract.data.phantom import PhantomConfig, write_phantom
 from gitract.data.record import DataError, SliceStack
 from gitract.paths import cache_dir, shared_data_dir
 
-__all__ = ["DATASET_KINDS", "load_dataset"]
+__all__ = ["DATASET_KINDS", "has_data", "load_dataset"]
 
 _SHARED = {
     "uwmgi_derived": "uwmgi_derived_512",
@@ -40,7 +44,8 @@ DATASET_KINDS: tuple[str, ...] = (
 )
 
 
-def _has_data(path: Path) -> bool:
+def has_data(path: Path) -> bool:
+    """Whether ``path`` is a folder holding at least one file (hidden files aside)."""
     return path.is_dir() and any(p.is_file() and not p.name.startswith(".")
                                  for p in path.rglob("*"))
 
@@ -89,38 +94,22 @@ def load_dataset(kind: str, path: str | Path | None = None, **kw) -> list[SliceS
         if not root.is_dir():
             raise DataError(f"{root}: {kind} data folder does not exist")
         if kind == "uwmgi_derived":
-            from gitract.data.pairs import read_uwmgi_derived
-
             return read_uwmgi_derived(root, **kw)
         if kind == "isbi2012":
-            from gitract.data.pairs import read_isbi2012
-
             return read_isbi2012(root, **kw)
         if kind == "totalseg":
-            from gitract.data.nifti import read_totalseg_examples
-
             return read_totalseg_examples(root, **kw)
-        from gitract.data.nifti import read_colin27
-
         return read_colin27(root, **kw)
     if kind == "kaggle":
         root = _require(path, kind)
-        from gitract.data.kaggle import read_kaggle_dataset
-
         return read_kaggle_dataset(root, **kw)
     if kind == "phantom":
-        from gitract.data.kaggle import read_kaggle_dataset
-
         root = Path(path) if path is not None else cache_dir() / "phantom"
         config = kw.pop("config", None)
-        if not _has_data(root):
-            from gitract.data.phantom import PhantomConfig, write_phantom
-
+        if not has_data(root):
             root = Path(write_phantom(root, config if config is not None else PhantomConfig()))
         return read_kaggle_dataset(root, **kw)
     if kind == "pairs":
-        from gitract.data.pairs import read_image_mask_pairs
-
         image_dir = kw.pop("image_dir", None)
         mask_dir = kw.pop("mask_dir", None)
         if image_dir is None or mask_dir is None:
@@ -128,7 +117,5 @@ def load_dataset(kind: str, path: str | Path | None = None, **kw) -> list[SliceS
             image_dir = image_dir or root / "images"
             mask_dir = mask_dir or root / "masks"
         return read_image_mask_pairs(image_dir, mask_dir, **kw)
-    from gitract.data.nifti import read_nifti_volume
-
     label_path = kw.pop("label_path", None)
     return [read_nifti_volume(_require(path, kind), label_path, **kw)]

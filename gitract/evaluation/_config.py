@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from gitract.features import make_featurizer
+from gitract.models.pipelines import make_lgbm, make_rf
 from gitract.postprocessing import DEFAULT_GRID
 from gitract.probmaps import INTERPOLATIONS
 
@@ -133,8 +135,6 @@ class BlockTrackConfig:
 
     def make_featurizer(self):
         """The featurizer this config names."""
-        from gitract.features import make_featurizer
-
         params = dict(self.feature_params)
         if self.classifier == "cnn" and self.model_params.get("context_features", False):
             params.setdefault("context", True)  # the CNN's X: pixels, then context columns
@@ -143,8 +143,6 @@ class BlockTrackConfig:
     def make_model(self):
         """An unfitted classifier (``make_rf`` / ``make_lgbm`` / the block CNN) seeded with
         ``random_state``."""
-        from gitract.models.pipelines import make_lgbm, make_rf
-
         params = {"random_state": self.random_state, **self.model_params}
         if self.classifier == "cnn":
             from gitract.models.cnn import BlockCNNClassifier  # torch only when needed

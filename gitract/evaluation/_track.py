@@ -21,7 +21,9 @@ from gitract.blocks import (
 )
 from gitract.data.record import SliceStack
 from gitract.evaluation._config import BlockTrackConfig
+from gitract.features import find_body
 from gitract.postprocessing import ThresholdTuning
+from gitract.preprocessing import normalize_intensity
 from gitract.probmaps import centres_to_map, organ_proba, predict_proba_map
 
 
@@ -30,8 +32,6 @@ def normalize_stack(stack: SliceStack) -> NDArray[np.float32]:
 
     A constant volume (nothing to see) becomes zeros instead of raising.
     """
-    from gitract.preprocessing import normalize_intensity
-
     if float(np.ptp(stack.image)) == 0.0:
         return np.zeros(stack.image.shape, np.float32)
     return normalize_intensity(stack.image)
@@ -43,8 +43,6 @@ def _slice_seed(random_state: int, slice_id: str) -> int:
 
 
 def _body_mask(image: NDArray[np.float32]) -> NDArray[np.bool_]:
-    from gitract.features import find_body
-
     return find_body(image).mask
 
 

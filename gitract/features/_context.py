@@ -32,7 +32,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage as ndi
 
-from gitract.blocks import _check_centres, _check_image, check_block_size
+from gitract.blocks import check_block_size, check_centres, check_image
 from gitract.features._body import find_body
 
 __all__ = ["POSITION_NAMES", "ContextPlanes", "context_maps", "context_names",
@@ -126,7 +126,7 @@ class ContextPlanes:
         -------
         ndarray of shape (n, n_features), dtype float32
         """
-        rows, cols = _check_centres(rows, cols, self.shape)
+        rows, cols = check_centres(rows, cols, self.shape)
         parts = self._position(rows.astype(np.float32), cols.astype(np.float32),
                                self.edge[rows, cols])
         off = self._offsets
@@ -178,7 +178,7 @@ def prepare_context(
     -------
     ContextPlanes
     """
-    image = _check_image(image).astype(np.float32, copy=False)
+    image = check_image(image).astype(np.float32, copy=False)
     bs = check_block_size(block_size)
     g = _check_grid(context_grid)
     body = find_body(image)

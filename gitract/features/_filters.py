@@ -9,7 +9,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from numpy.typing import NDArray
 from scipy import ndimage as ndi
 
-from gitract.blocks import _check_centres, _check_image, check_block_size
+from gitract.blocks import check_block_size, check_centres, check_image
 from gitract.features._body import BodyInfo, find_body
 
 __all__ = ["FilterFeaturizer"]
@@ -127,7 +127,7 @@ class FilterFeaturizer:
         state
             Opaque; pass to :meth:`transform_prepared` with any number of centres.
         """
-        image = _check_image(image).astype(np.float32, copy=False)
+        image = check_image(image).astype(np.float32, copy=False)
         height, width = image.shape
         body = find_body(image)
 
@@ -193,7 +193,7 @@ class FilterFeaturizer:
         """
         if not isinstance(state, _FilterState):
             raise TypeError(f"state must come from FilterFeaturizer.prepare, got {type(state).__name__}")
-        rows, cols = _check_centres(rows, cols, state.shape)
+        rows, cols = check_centres(rows, cols, state.shape)
         n = len(rows)
         parts = [state.planes[:, rows, cols].T]
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from gitract.blocks import _check_image, check_block_size, extract_blocks
+from gitract.blocks import check_block_size, check_image, extract_blocks
 from gitract.features._context import ContextPlanes, context_names, prepare_context
 
 __all__ = ["RawBlockFeaturizer"]
@@ -42,7 +42,7 @@ class RawBlockFeaturizer:
 
     def prepare(self, image: NDArray[np.floating]):
         """The image as float32 (with ``context``: and its :class:`ContextPlanes`)."""
-        image = _check_image(image).astype(np.float32, copy=False)
+        image = check_image(image).astype(np.float32, copy=False)
         if not self.context:
             return image
         return image, prepare_context(image, self.block_size)

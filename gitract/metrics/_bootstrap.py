@@ -24,7 +24,7 @@ import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
 from gitract.metrics._conventions import DICE_WEIGHT, HAUSDORFF_WEIGHT
-from gitract.utils._random import check_random_state
+from gitract.utils import check_random_state
 
 #: The metrics a resample gives, in this order.
 METRICS = ("dice", "hausdorff", "score")

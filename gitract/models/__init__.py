@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from gitract.models._device import device_problem, select_device
+from gitract.models.pipelines import make_lgbm, make_rf
 
 __all__ = ["MODELS", "device_problem", "make_model", "select_device"]
 
@@ -27,12 +28,8 @@ def make_model(name: str, **params: Any):
     5
     """
     if name == "rf":
-        from gitract.models.pipelines import make_rf
-
         return make_rf(**params)
     if name in ("lgbm", "lightgbm"):
-        from gitract.models.pipelines import make_lgbm
-
         return make_lgbm(**params)
     if name == "cnn":
         from gitract.models.cnn import BlockCNNClassifier

@@ -18,6 +18,8 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from gitract.utils.progress import progress_bar
+
 __all__ = ["ParallelConfig", "address_problem", "map_scans", "parallel_session",
            "scheduler_problem"]
 
@@ -111,8 +113,6 @@ def map_scans(fn: Callable[..., Any], items: Iterable[Any], *,
     scan. Results come back in input order. ``desc`` names the progress bar drawn while
     :func:`gitract.utils.progress.progress_bars` is on.
     """
-    from gitract.utils.progress import progress_bar
-
     items = list(items)
     bar = (lambda it: progress_bar(it, desc=desc, total=len(items))) if desc else (lambda it: it)
     if parallel.serial or len(items) <= 1:

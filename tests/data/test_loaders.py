@@ -80,7 +80,9 @@ def test_phantom_kind_generates_then_reads(tmp_path, monkeypatch):
         calls.append(args)
         return real_write(*args, **kwargs)
 
-    monkeypatch.setattr(phantom, "write_phantom", counting_write)
+    import gitract.data.loaders as loaders
+
+    monkeypatch.setattr(loaders, "write_phantom", counting_write)  # what load_dataset calls
     config = _tiny_phantom_config(phantom)
     first = load_dataset("phantom", tmp_path / "ph", config=config)
     second = load_dataset("phantom", tmp_path / "ph", config=config)

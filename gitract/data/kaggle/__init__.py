@@ -25,55 +25,37 @@ PNGs, stack checks), ``_png`` (16-bit PNG I/O), ``_csv`` (the RLE CSV), ``_read`
 (:func:`validate_kaggle_dataset`) and ``_problems`` (raise or collect).
 """
 
-# Private names (``_x``) are re-exported too: other modules import them from here
-# (gitract.data.index builds its scan table with the same checks).
-from gitract.data.kaggle._csv import (
-    _ID_RE,  # noqa: F401
-    _decode,  # noqa: F401
-    _default_csv,  # noqa: F401
-    _match_rows,  # noqa: F401
-    _read_csv,  # noqa: F401
-    _write_csv,  # noqa: F401
-    write_train_csv,
-)
+# ``Problems``, ``scan_images``, ``check_images``, ``default_csv``, ``read_csv`` and
+# ``match_rows`` are public: gitract.data.index builds its scan table with the same checks.
+from gitract.data.kaggle._csv import default_csv, match_rows, read_csv, write_train_csv
 from gitract.data.kaggle._files import (
-    _FOLDER_RE,  # noqa: F401
-    _IMAGE_COLUMNS,  # noqa: F401
-    _NAME_RE,  # noqa: F401
-    _NUM,  # noqa: F401
-    _check_images,  # noqa: F401
-    _gap_warnings,  # noqa: F401
-    _natural,  # noqa: F401
-    _scan,  # noqa: F401
+    check_images,
     gap_warning,
     kaggle_png_name,
     missing_slices,
+    scan_images,
     scan_kaggle_images,
 )
-from gitract.data.kaggle._png import (
-    _PNG_SIGNATURE,  # noqa: F401
-    _png_header,  # noqa: F401
-    check_kaggle_png,
-    read_kaggle_png,
-    write_kaggle_png,
-)
-from gitract.data.kaggle._problems import _Problems  # noqa: F401
+from gitract.data.kaggle._png import check_kaggle_png, read_kaggle_png, write_kaggle_png
+from gitract.data.kaggle._problems import Problems
 from gitract.data.kaggle._read import read_kaggle_dataset
 from gitract.data.kaggle._submission import stacks_to_rle_frame, write_submission
-from gitract.data.kaggle._validate import (
-    ValidationReport,
-    _counts,  # noqa: F401
-    validate_kaggle_dataset,
-)
+from gitract.data.kaggle._validate import ValidationReport, validate_kaggle_dataset
 
 __all__ = [
+    "Problems",
     "ValidationReport",
+    "check_images",
     "check_kaggle_png",
+    "default_csv",
     "gap_warning",
     "kaggle_png_name",
+    "match_rows",
     "missing_slices",
+    "read_csv",
     "read_kaggle_dataset",
     "read_kaggle_png",
+    "scan_images",
     "scan_kaggle_images",
     "stacks_to_rle_frame",
     "validate_kaggle_dataset",

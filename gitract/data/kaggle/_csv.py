@@ -10,16 +10,18 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from gitract.constants import CLASSES
-from gitract.data.kaggle._problems import _Problems
+from gitract.data.kaggle._problems import Problems
 from gitract.data.rle import rle_decode
 from gitract.utils.io import atomic_path
 
 _ID_RE = r"^(case\d+)_(day\d+)_slice_(\d+)$"
 
 
-def _read_csv(
-    csv: Path, classes: Sequence[str], problems: _Problems
+def read_csv(
+    csv: Path, classes: Sequence[str], problems: Problems
 ) -> pd.DataFrame | None:
+    """The rows of ``classes`` in the RLE CSV, with their ``line``; unreadable files, bad
+    ids, unknown classes and duplicates go to ``problems`` (None when unreadable)."""
     try:
         frame = pd.read_csv(csv, dtype=str, keep_default_na=False)
     except (
@@ -60,12 +62,12 @@ def _read_csv(
     return frame[~dup]
 
 
-def _match_rows(
+def match_rows(
     images: pd.DataFrame,
     rows: pd.DataFrame,
     csv: Path,
     classes: Sequence[str],
-    problems: _Problems,
+    problems: Problems,
 ) -> pd.DataFrame:
     """Rows without images, images without rows; returns rows joined to their image."""
     image_ids = set(images["id"])
@@ -87,7 +89,7 @@ def _match_rows(
 
 
 def _decode(
-    joined: pd.DataFrame, csv: Path, order: str, problems: _Problems
+    joined: pd.DataFrame, csv: Path, order: str, problems: Problems
 ) -> Iterator[tuple[str, str, NDArray[np.bool_]]]:
     labelled = joined[joined["segmentation"].str.strip() != ""]
     for slice_id, cls, rle, w, h in zip(
@@ -105,7 +107,8 @@ def _decode(
             yield slice_id, cls, mask
 
 
-def _default_csv(data_dir: Path, csv_path, images_subdir: str) -> Path | None:
+def default_csv(data_dir: Path, csv_path, images_subdir: str) -> Path | None:
+    """``csv_path``, else ``data_dir/train.csv`` for the ``train`` images when it exists."""
     if csv_path is not None:
         return Path(csv_path)
     default = data_dir / "train.csv"

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from gitract.data.kaggle._problems import _Problems
+from gitract.data.kaggle._problems import Problems
 from gitract.utils.io import file_in_the_way
 
 _LOG = logging.getLogger("gitract.data.kaggle")
@@ -56,7 +56,8 @@ def kaggle_png_name(
     return f"slice_{int(slice_number):04d}_{size}.png"
 
 
-def _scan(root: Path, problems: _Problems, notes: list[str] | None = None) -> pd.DataFrame:
+def scan_images(root: Path, problems: Problems, notes: list[str] | None = None
+                ) -> pd.DataFrame:
     """The slice table of an images folder; a file where a folder belongs is a problem,
     an empty case or case-day folder and a broken (or looping) symlink named like a slice
     are skipped with a note: appended to ``notes``, or logged as warnings when None."""
@@ -126,7 +127,7 @@ def _bad_link(path: Path) -> str:
     return f"broken symlink (to {os.readlink(path)})"
 
 
-def _check_folders(root: Path, used: set[tuple[str, ...]], problems: _Problems,
+def _check_folders(root: Path, used: set[tuple[str, ...]], problems: Problems,
                    notes: list[str]) -> None:
     """A case, case-day or ``scans`` entry that is a file is a problem; a case folder
     without case-day folders, or a case-day folder, with nothing in ``used`` (the first two
@@ -177,7 +178,7 @@ def scan_kaggle_images(
     DataError
         Missing folder, or a file whose name or place does not match the layout (named).
     """
-    return _scan(Path(data_dir) / images_subdir, _Problems(strict=True))
+    return scan_images(Path(data_dir) / images_subdir, Problems(strict=True))
 
 
 def missing_slices(slice_numbers) -> np.ndarray:
@@ -212,8 +213,8 @@ def gap_warning(where: str, slice_numbers) -> str | None:
             f"between slice {numbers[0]} and {numbers[-1]}")
 
 
-def _check_images(
-    images: pd.DataFrame, problems: _Problems, *, allow_gaps: bool = False
+def check_images(
+    images: pd.DataFrame, problems: Problems, *, allow_gaps: bool = False
 ) -> pd.DataFrame:
     """Duplicate slices, gaps (unless ``allow_gaps``) and mixed sizes; returns the images
     of sound case-days."""

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from gitract.data.record import DataError
 
 
-class _Problems:
+class Problems:
     """Raise at the first problem (``strict``) or collect every one (validation)."""
 
     def __init__(self, *, strict: bool) -> None:

@@ -9,10 +9,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from gitract.constants import CLASSES
-from gitract.data.kaggle._csv import _decode, _default_csv, _match_rows, _read_csv
-from gitract.data.kaggle._files import _check_images, _natural, _scan
+from gitract.data.kaggle._csv import _decode, default_csv, match_rows, read_csv
+from gitract.data.kaggle._files import _natural, check_images, scan_images
 from gitract.data.kaggle._png import read_kaggle_png
-from gitract.data.kaggle._problems import _Problems
+from gitract.data.kaggle._problems import Problems
 from gitract.data.record import SliceStack
 
 
@@ -64,15 +64,15 @@ def read_kaggle_dataset(
         RLE, gaps in a slice stack (unless ``allow_gaps``), mixed sizes inside a case-day.
     """
     data_dir = Path(data_dir)
-    problems = _Problems(strict=True)
-    images = _check_images(_scan(data_dir / images_subdir, problems), problems,
+    problems = Problems(strict=True)
+    images = check_images(scan_images(data_dir / images_subdir, problems), problems,
                            allow_gaps=allow_gaps)
-    csv = _default_csv(data_dir, csv_path, images_subdir)
+    csv = default_csv(data_dir, csv_path, images_subdir)
     images = images.sort_values(["case", "day", "slice"]).reset_index(drop=True)
     masks_by_id: dict[str, NDArray[np.bool_]] = {}
     if csv is not None:
-        rows = _read_csv(csv, classes, problems)
-        joined = _match_rows(images, rows, csv, classes, problems)
+        rows = read_csv(csv, classes, problems)
+        joined = match_rows(images, rows, csv, classes, problems)
         channel = {c: k for k, c in enumerate(classes)}
         for slice_id, cls, mask in _decode(joined, csv, order, problems):
             if slice_id not in masks_by_id:

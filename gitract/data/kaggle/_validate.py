@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gitract.constants import CLASSES
-from gitract.data.kaggle._csv import _decode, _default_csv, _match_rows, _read_csv
-from gitract.data.kaggle._files import _check_images, _gap_warnings, _scan
+from gitract.data.kaggle._csv import _decode, default_csv, match_rows, read_csv
+from gitract.data.kaggle._files import _gap_warnings, check_images, scan_images
 from gitract.data.kaggle._png import read_kaggle_png
-from gitract.data.kaggle._problems import _Problems
+from gitract.data.kaggle._problems import Problems
 
 
 def _counts(mapping: Mapping) -> str:
@@ -99,12 +99,12 @@ def validate_kaggle_dataset(
         not kept, so whole datasets fit in memory.
     """
     data_dir = Path(data_dir)
-    problems = _Problems(strict=False)
+    problems = Problems(strict=False)
     notes: list[str] = []
-    images = _scan(data_dir / images_subdir, problems, notes)
-    _check_images(images, problems, allow_gaps=allow_gaps)
+    images = scan_images(data_dir / images_subdir, problems, notes)
+    check_images(images, problems, allow_gaps=allow_gaps)
     gaps = _gap_warnings(images) if allow_gaps and len(images) else []
-    csv = _default_csv(data_dir, csv_path, images_subdir)
+    csv = default_csv(data_dir, csv_path, images_subdir)
     if csv is None and images_subdir == "train":
         notes.append(f"{data_dir / 'train.csv'}: not found: no mask was checked (--csv "
                      "names another RLE CSV)")
@@ -113,7 +113,7 @@ def validate_kaggle_dataset(
                      "checked")
     rows = None
     if csv is not None:
-        rows = _read_csv(csv, classes, problems)
+        rows = read_csv(csv, classes, problems)
     for path, w, h in zip(
         images["path"], images["width"], images["height"], strict=True
     ):
@@ -121,7 +121,7 @@ def validate_kaggle_dataset(
             read_kaggle_png(path, expected_shape=(h, w))
     empty_share = {}
     if rows is not None and (data_dir / images_subdir).is_dir():  # else one problem says so
-        joined = _match_rows(images, rows, csv, classes, problems)
+        joined = match_rows(images, rows, csv, classes, problems)
         for _ in _decode(joined, csv, order, problems):
             pass
         empty = rows["segmentation"].str.strip() == ""

@@ -7,6 +7,7 @@ from pathlib import Path
 from gitract.constants import CLASSES, UWMGI_DERIVED_COLOURS
 from gitract.data.pairs._read import read_image_mask_pairs
 from gitract.data.record import SliceStack
+from gitract.data.splits import split_contiguous
 
 #: Approximate in-plane spacing of the derived UW-Madison slices: the originals were
 #: mostly 266 px at 1.5 mm and were upscaled to 512 px, so 266 * 1.5 / 512 mm.
@@ -69,8 +70,6 @@ def read_isbi2012(root: str | Path, *, n_parts: int = 1) -> list[SliceStack]:
     -------
     list of SliceStack
     """
-    from gitract.data.splits import split_contiguous
-
     root = Path(root)
     stacks = read_image_mask_pairs(
         root / "train" / "image", root / "train" / "label", classes=("membrane",),

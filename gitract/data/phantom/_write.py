@@ -15,15 +15,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
-from PIL import Image
 
 from gitract.constants import CLASSES
+from gitract.data.kaggle import write_kaggle_png, write_train_csv
 from gitract.data.phantom._anatomy import Case, draw_case, draw_day
 from gitract.data.phantom._config import PhantomConfig
 from gitract.data.phantom._render import render
 from gitract.data.record import SliceStack
 from gitract.data.rle import rle_encode
-from gitract.utils.io import atomic_path
 from gitract.utils.outputs import OutputFolderError, check_output_folder
 
 #: Bumped whenever the generator's output changes for a given config.
@@ -132,31 +131,11 @@ def make_phantom_case(
 
 
 def _png_writer():
-    try:
-        from gitract.data.kaggle import write_kaggle_png
-    except ImportError:
-        return _write_png
     return write_kaggle_png
 
 
 def _csv_writer():
-    try:
-        from gitract.data.kaggle import write_train_csv
-    except ImportError:
-        return _write_csv
     return write_train_csv
-
-
-def _write_png(path: Path, array: NDArray) -> None:
-    with atomic_path(path) as tmp:
-        # level 1: noisy 16-bit slices barely compress further, and it is 2x faster
-        image = Image.fromarray(np.ascontiguousarray(array, dtype=np.uint16))
-        image.save(tmp, format="PNG", compress_level=1)
-
-
-def _write_csv(frame: pd.DataFrame, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        frame.to_csv(tmp, index=False)
 
 
 #: What the phantom writes at the top of its folder: the only entries ``overwrite``

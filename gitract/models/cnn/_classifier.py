@@ -18,8 +18,8 @@ from gitract.models.cnn._blocks import Rows, train_blocks
 from gitract.models.cnn._dense import fit_dense
 from gitract.models.cnn._persistence import _PersistenceMixin
 from gitract.models.cnn._threads import _torch_threads
-from gitract.models.nets._block_cnn import SmallBlockCNN, to_dense
-from gitract.utils._random import check_random_state
+from gitract.models.nets import SmallBlockCNN, to_dense
+from gitract.utils import check_random_state
 
 __all__ = ["BlockCNNClassifier"]
 

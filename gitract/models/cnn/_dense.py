@@ -31,11 +31,12 @@ from numpy.typing import NDArray
 from scipy.ndimage import affine_transform
 from tqdm.auto import tqdm
 
+from gitract.features import prepare_context
 from gitract.models._device import select_device
 from gitract.models.cnn._dihedral import BRIGHTNESS, CONTRAST, LOG_GAMMA, NOISE_SD
 from gitract.models.cnn._threads import _torch_threads
-from gitract.models.train_torch._schedule import lr_at
-from gitract.utils._random import check_random_state
+from gitract.models.train_torch import lr_at
+from gitract.utils import check_random_state
 
 __all__ = ["DenseSample", "affine_margin", "affine_pair", "augment_pair", "dense_loss", "fit_dense", "reflect_index", "train_dense"]
 
@@ -464,8 +465,6 @@ def fit_dense(model, images, labels) -> None:
         n_val = 0
     context = None
     if model._n_context:
-        from gitract.features import prepare_context
-
         # Planes of the whole, un-augmented slice (its body and cell means), once each.
         context = [prepare_context(im, int(model.block_size)) for im in images]
     train, val = (DenseSample([images[i] for i in part], [index[i] for i in part],

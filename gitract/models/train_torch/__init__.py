@@ -58,9 +58,9 @@ from gitract.models.train_torch._loop import (
     _set_cosine_lr,  # noqa: F401
     fit_net,
 )
-from gitract.models.train_torch._loss import (  # noqa: F401
+from gitract.models.train_torch._loss import (
     LOSSES,
-    _autocast,
+    autocast,
     bce_dice_loss,
     evaluate_net,
     segmentation_loss,
@@ -73,6 +73,7 @@ __all__ = [
     "FitHistory",
     "TrainConfig",
     "any_process",
+    "autocast",
     "bce_dice_loss",
     "broadcast_object",
     "distributed_session",

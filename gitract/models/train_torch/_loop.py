@@ -22,7 +22,7 @@ from gitract.models.train_torch._distributed import (
     sync_buffers,
     world,
 )
-from gitract.models.train_torch._loss import _autocast, evaluate_net, segmentation_loss
+from gitract.models.train_torch._loss import autocast, evaluate_net, segmentation_loss
 from gitract.models.train_torch._schedule import lr_at, make_ema
 
 __all__ = ["fit_net"]
@@ -172,7 +172,7 @@ def fit_net(
                 if channels_last:
                     xb = xb.contiguous(memory_format=torch.channels_last)
                 opt.zero_grad(set_to_none=True)
-                with _autocast(device, use_amp):
+                with autocast(device, use_amp):
                     loss = segmentation_loss(model(xb), yb, loss=config.loss,
                                              pixel_weight=config.bce_weight,
                                              focal_gamma=config.focal_gamma)

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-__all__ = ["LOSSES", "bce_dice_loss", "evaluate_net", "segmentation_loss", "valid_mask"]
+__all__ = ["LOSSES", "autocast", "bce_dice_loss", "evaluate_net", "segmentation_loss", "valid_mask"]
 
 #: Pixel terms of :func:`segmentation_loss`.
 LOSSES = ("bce_dice", "focal_dice")
@@ -87,7 +87,8 @@ def segmentation_loss(
         torch.sigmoid(logits), target, smooth)
 
 
-def _autocast(device: torch.device, amp: bool):
+def autocast(device: torch.device, amp: bool):
+    """float16 autocast on CUDA when ``amp``; elsewhere a context that does nothing."""
     if amp and device.type == "cuda":
         return torch.autocast(device_type="cuda", dtype=torch.float16)
     return contextlib.nullcontext()
@@ -140,7 +141,7 @@ def evaluate_net(
         xb, yb = batch[0].to(device), batch[1].to(device)
         if channels_last:
             xb = xb.contiguous(memory_format=torch.channels_last)
-        with _autocast(device, amp):
+        with autocast(device, amp):
             logits = net(xb)
         total += torch.tensor([float(segmentation_loss(
             logits, yb, loss=loss, pixel_weight=bce_weight, focal_gamma=focal_gamma))

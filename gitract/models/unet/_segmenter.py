@@ -19,12 +19,10 @@ from torch.utils.data import DataLoader, DistributedSampler
 from gitract.data.record import SliceStack
 from gitract.models._device import select_device
 from gitract.models._unet_data import network_grid, prepare_images, resize_proba_back
-from gitract.models.nets._deeplab import DeepLabV3Plus, aspp_rates
-from gitract.models.nets._unet import UNet
-from gitract.models.nets._unetpp import UNetPlusPlus
+from gitract.models.nets import DeepLabV3Plus, UNet, UNetPlusPlus, aspp_rates
 from gitract.models.train_torch import (
     FitHistory,
-    _autocast,
+    autocast,
     broadcast_object,
     fit_net,
     load_checkpoint,
@@ -35,7 +33,7 @@ from gitract.models.unet._augment import augment_batch
 from gitract.models.unet._config import UNetConfig
 from gitract.models.unet._slice_files import PadCollate, SliceFiles, prepare_files
 from gitract.preprocessing import crop_pads, pad_to_multiple
-from gitract.utils._random import derive_seeds
+from gitract.utils import derive_seeds
 
 __all__ = ["MODEL_FILE", "UNetSegmenter"]
 
@@ -288,7 +286,7 @@ class UNetSegmenter:
                 xb = torch.from_numpy(np.ascontiguousarray(x[i:i + c.predict_batch_size])).to(dev)
                 if c.channels_last and dev.type == "cuda":
                     xb = xb.contiguous(memory_format=torch.channels_last)
-                with _autocast(dev, use_amp):
+                with autocast(dev, use_amp):
                     p = torch.sigmoid(net(xb).float())
                     if c.tta:
                         p = 0.5 * (p + torch.sigmoid(net(xb.flip(-1)).float()).flip(-1))

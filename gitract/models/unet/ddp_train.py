@@ -31,6 +31,7 @@ from pathlib import Path
 import torch
 import yaml
 
+from gitract.data.index import index_dataset
 from gitract.models.train_torch import distributed_session
 from gitract.models.unet._config import UNetConfig
 from gitract.models.unet._segmenter import UNetSegmenter
@@ -59,8 +60,6 @@ def _parse(value: str):
 
 
 def _index(kind: str, path: str, slice_step: int):
-    from gitract.data.index import index_dataset
-
     return index_dataset(kind, path).restrict(slice_step=slice_step)
 
 
