@@ -193,3 +193,18 @@ def test_export_coco_refuses_a_folder_of_other_files(env, run_a, tmp_path, capsy
     assert main([*args[:-1], str(fresh)]) == 0
     assert main([*args[:-1], str(fresh)]) == 0  # its own folder: written again
     assert json.loads((fresh / MARKER).read_text())["kind"] == "coco"
+
+
+@pytest.mark.parametrize("name", ["quick", "real", "phantom_long", "ablation_cnn_sampling",
+                                  "ablation_real_context"])
+def test_each_committed_report_is_the_same_config_as_its_yaml(name):
+    """``make experiments`` resumes ``reports/quick`` (and the other committed runs) only
+    while the YAML still resolves to the config the report was made with."""
+    from gitract.compare import check_run_folder
+    from gitract.config import load_config
+    from gitract.paths import REPO_ROOT
+
+    folder = check_run_folder(REPO_ROOT / "reports" / name,
+                              load_config(REPO_ROOT / "experiments" / "configs" / f"{name}.yaml"),
+                              command="test")
+    assert folder.status == "ours"
