@@ -29,7 +29,7 @@ from gitract.utils.schema import (
 )
 
 __all__ = ["ARCHITECTURES", "LOSSES", "MONITORS", "TrainConfig", "UNetConfig",
-           "device_problem"]
+           "device_name_problem"]
 
 #: Pixel terms of :func:`gitract.models.train_torch.segmentation_loss`.
 LOSSES = ("bce_dice", "focal_dice")
@@ -164,7 +164,7 @@ ARCHITECTURES = ("unet", "unetpp", "deeplabv3plus")
 _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
 
-def device_problem(value: Any) -> str | None:
+def device_name_problem(value: Any) -> str | None:
     """Words for a device name that is not ``auto``, ``cpu``, ``cuda[:N]`` or ``mps``."""
     if isinstance(value, str) and _DEVICE.match(value):
         return None
@@ -174,7 +174,7 @@ def device_problem(value: Any) -> str | None:
 #: Checks of single values that neither class makes itself (the budget, ``lr`` and the
 #: loss are :class:`TrainConfig`'s own checks), named by key path in a config.
 _RULES = {
-    "device": device_problem, "up_mode": one_of(("transpose", "bilinear")),
+    "device": device_name_problem, "up_mode": one_of(("transpose", "bilinear")),
     "architecture": one_of(ARCHITECTURES),
     "dropout": between(0.0, 1.0, open_high=True), "weight_decay": at_least(0.0),
     "percentiles": between(0.0, 100.0), "num_threads": at_least(1),

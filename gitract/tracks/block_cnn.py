@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from gitract.models import device_problem
+from gitract.models import device_name_problem
 from gitract.tracks._registry import register
 from gitract.tracks.blocks import BlockSettings, BlockTrackAdapter
 from gitract.utils.schema import KeyProblem, check_keys, join, problem_of, show
@@ -64,8 +64,8 @@ class _CNNSpec:
             raise KeyProblem(join(path, "block_size"),
                              "set block_size on the track (params.block_size), not here")
         check_keys(model_params, known, path, what=f"parameter of {cls.__name__}")
-        if "device" in model_params and device_problem(model_params["device"]):
-            raise KeyProblem(join(path, "device"), device_problem(model_params["device"]))
+        if "device" in model_params and device_name_problem(model_params["device"]):
+            raise KeyProblem(join(path, "device"), device_name_problem(model_params["device"]))
         channels = model_params.get("channels", (16,))
         if isinstance(channels, (str, bytes)) or not isinstance(channels, (list, tuple)) \
                 or not channels or not all(isinstance(c, int) and not isinstance(c, bool)

@@ -25,7 +25,7 @@ import joblib
 from gitract.blocks import check_block_size
 from gitract.data.record import DataError, SliceStack
 from gitract.features import make_featurizer
-from gitract.models import device_problem
+from gitract.models import device_name_problem
 from gitract.models.pipelines import LGBM_DEFAULTS, RF_DEFAULTS, make_lgbm, make_rf
 from gitract.postprocessing import ThresholdTuning
 from gitract.probmaps import INTERPOLATIONS
@@ -223,8 +223,8 @@ class _SklearnSpec:
             raise KeyProblem(path, f"expected a mapping, got {show(model_params)}")
         check_keys(model_params, self.known_params(), path,
                    what=f"parameter of {self.estimator}")
-        if "device" in model_params and device_problem(model_params["device"]):
-            raise KeyProblem(join(path, "device"), device_problem(model_params["device"]))
+        if "device" in model_params and device_name_problem(model_params["device"]):
+            raise KeyProblem(join(path, "device"), device_name_problem(model_params["device"]))
 
 
 class _ForestSpec(_SklearnSpec):
