@@ -51,13 +51,7 @@ from gitract.models.train_torch._distributed import (
     world,
 )
 from gitract.models.train_torch._loader import make_loader
-from gitract.models.train_torch._loop import (
-    _better,  # noqa: F401
-    _deterministic,  # noqa: F401
-    _progress,  # noqa: F401
-    _set_cosine_lr,  # noqa: F401
-    fit_net,
-)
+from gitract.models.train_torch._loop import fit_net
 from gitract.models.train_torch._loss import (
     LOSSES,
     autocast,
@@ -66,10 +60,18 @@ from gitract.models.train_torch._loss import (
     segmentation_loss,
     valid_mask,
 )
+from gitract.models.train_torch._run import (
+    PROGRESS,
+    _better,  # noqa: F401
+    _deterministic,  # noqa: F401
+    _progress,  # noqa: F401
+    run_training,
+)
 from gitract.models.train_torch._schedule import ema_decay_at, lr_at, make_ema
 
 __all__ = [
     "LOSSES",
+    "PROGRESS",
     "FitHistory",
     "TrainConfig",
     "any_process",
@@ -84,6 +86,7 @@ __all__ = [
     "lr_at",
     "make_ema",
     "make_loader",
+    "run_training",
     "save_checkpoint",
     "segmentation_loss",
     "sync_buffers",
