@@ -2,7 +2,9 @@
 
 Epochs over the sampled blocks, each mini-batch flipped / turned (and its intensity
 changed) on the fly, early stopping on held-out blocks; the dense counterpart is
-:mod:`gitract.models.cnn._dense`.
+:mod:`gitract.models.cnn._dense`. Both run on the one torch training loop
+(:func:`gitract.models.train_torch.run_training`) and keep only how a batch is drawn, the
+loss and the validation loss.
 """
 
 from __future__ import annotations

@@ -1,4 +1,11 @@
-"""Epoch loop for segmentation nets: budgets, validation checkpointing, seeded runs.
+"""The one torch training loop, and the segmentation nets' use of it.
+
+:func:`run_training` is the training loop of every torch model: the segmentation nets
+(:func:`fit_net`), the block CNN on sampled blocks and the block CNN trained densely
+(crops, or blocks drawn on the fly; :mod:`gitract.models.cnn`). A caller gives it its
+batches (``batches(epoch)``), its loss (``step_loss(model, batch)``), its evaluation and
+monitor, and its recipe and budget; the loop owns the optimiser steps, AMP, EMA,
+DistributedDataParallel, budgets, the checkpoint choice and the progress display.
 
 :func:`fit_net` trains any ``nn.Module`` that maps (N, K, H, W) inputs to (N, C, H, W)
 logits against (N, C, H, W) float targets in {0, 1} (multilabel: one sigmoid per class).
@@ -34,7 +41,7 @@ logits against (N, C, H, W) float targets in {0, 1} (multilabel: one sigmoid per
 
 Submodules: ``_config`` (:class:`TrainConfig`, :class:`FitHistory`), ``_loss`` (losses and
 validation scores), ``_schedule`` (learning rate, EMA), ``_distributed``, ``_loader``,
-``_loop`` (:func:`fit_net`) and ``_checkpoint`` (file io).
+``_run`` (:func:`run_training`), ``_loop`` (:func:`fit_net`) and ``_checkpoint`` (file io).
 The private helpers are re-exported here (``# noqa: F401``) for the code and tests that
 import them from this module.
 """
