@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -154,9 +155,13 @@ def _setup(work: Path, env: dict) -> None:
                     str(work / "run-a"), "--no-progress"], check=True, env=env,
                    capture_output=True)
     # A one-fold training run on the Kaggle layout, for predict.
-    subprocess.run([PY, "-m", "gitract", "blocks", "train", "--data", "kaggle", "--path",
-                    str(ph), "--block-size", "9", "--out", str(work / "trained"),
-                    "--no-progress"], check=True, env=env, capture_output=True)
+    done = subprocess.run([PY, "-m", "gitract", "blocks", "train", "--data", "kaggle", "--path",
+                           str(ph), "--block-size", "9", "--out", str(work / "trained"),
+                           "--no-progress"], check=True, env=env, capture_output=True,
+                          text=True, cwd=work)
+    suggested = [line.split(":", 1)[1].strip() for line in done.stdout.splitlines()
+                 if line.startswith("predict:")]
+    (work / "suggested.txt").write_text(suggested[0] if suggested else "")
     thesis = work / "thesis"
     (thesis / "sub").mkdir(parents=True)
     (thesis / "thesis.tex").write_text("\\chapter{One}\n")
@@ -312,9 +317,12 @@ def cases() -> list[Case]:
                         str(w / "r-term")], expect="signal", words=("interrupted",),
              signal_after=8.0),
         # --------------------------------------------------------- newcomer stumbles
+        Case("newcomer", "the predict command blocks train suggests runs as printed",
+             lambda w: shlex.split((w / "suggested.txt").read_text())[1:], expect="ok",
+             stream="stdout", words=("wrote",)),
         Case("newcomer", "predict --help explains --fold",
              lambda w: ["predict", "--help"], expect="ok", stream="stdout",
-             words=("--fold", "fold of")),
+             words=("--fold", "fold whose")),
         Case("newcomer", "blocks predict takes --allow-gaps --fold --device --threads",
              lambda w: ["blocks", "predict", "--help"], expect="ok", stream="stdout",
              words=("--allow-gaps", "--fold", "--device", "--threads")),

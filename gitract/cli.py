@@ -2,10 +2,11 @@
 
 Subcommand modules are imported only when used, so ``gitract validate`` never imports torch.
 Every command shares the ending of a run: a known problem (:class:`DataError`, a config
-problem, a file the system cannot open) prints one line ``error: <file or key>: <problem>``
-on stderr and exits 2; Ctrl-C prints one line (how to resume, where there is a run folder)
-and exits 130; anything else prints ``error: unexpected: ...`` and exits 1. ``--debug``
-adds the traceback. ``-v`` / ``--log-level`` put the log lines on the console too.
+problem, a file the system cannot open, a flag the parser rejects) prints one line
+``error: <file or key>: <problem>`` on stderr and exits 2; Ctrl-C prints one line (how to
+resume, where there is a run folder) and exits 130, SIGTERM the same line and 143;
+anything else prints ``error: unexpected: ...`` and exits 1. ``--debug`` adds the
+traceback. ``-v`` / ``--log-level`` put the log lines on the console too.
 """
 
 from __future__ import annotations
@@ -15,10 +16,13 @@ import importlib
 import importlib.util
 import logging
 import shlex
+import signal
 import sys
+import threading
 import traceback
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from gitract import __version__
 from gitract.data.record import DataError
@@ -55,7 +59,37 @@ _MAIN_EXAMPLES = """examples:
 
 _LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
-EXIT_ERROR, EXIT_UNEXPECTED, EXIT_INTERRUPTED = 2, 1, 130
+EXIT_ERROR, EXIT_UNEXPECTED, EXIT_INTERRUPTED, EXIT_TERMINATED = 2, 1, 130, 143
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, a batch system's time limit), raised where the command is so
+    that it stops as on Ctrl-C: finished steps kept, one line saying how to resume."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
+def _catch_sigterm() -> bool:
+    """Turn SIGTERM into :class:`Terminated` while a command runs, where signals can be
+    set (the main thread); returns whether it did."""
+    if threading.current_thread() is not threading.main_thread() or \
+            not hasattr(signal, "SIGTERM"):
+        return False
+    signal.signal(signal.SIGTERM, _raise_terminated)
+    return True
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with gitract's ending: a flag it rejects is one stderr line, ``error:
+    --threads: expected a positive int, got '0' (gitract predict --help shows the
+    options)``, exit 2 (its subcommand parsers are of this class too)."""
+
+    def error(self, message: str) -> NoReturn:
+        text = _one_line(message)
+        text = text[len("argument "):] if text.startswith("argument ") else text
+        self.exit(EXIT_ERROR, f"error: {text} ({self.prog} --help shows the options)\n")
 
 
 def _available() -> dict[str, tuple[str, str]]:
@@ -95,7 +129,7 @@ def _parsers(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParse
 def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     """The ``gitract`` parser; only the command named in ``argv`` is configured (the
     others' modules are not imported)."""
-    parser = argparse.ArgumentParser(prog="gitract", description="gitract command line",
+    parser = _Parser(prog="gitract", description="gitract command line",
                                      epilog=_MAIN_EXAMPLES)
     parser.add_argument("--version", action="version", version=f"gitract {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -135,17 +169,18 @@ def _one_line(text: str) -> str:
     return " ".join(str(text).split())
 
 
-def _interrupted(args: argparse.Namespace, argv: Sequence[str]) -> str:
+def _interrupted(args: argparse.Namespace, argv: Sequence[str], *,
+                 how: str = "interrupted") -> str:
     run_dir = getattr(args, "run_dir_", None)
     if run_dir is not None and Path(run_dir).is_dir():
-        return (f"interrupted: finished steps are kept in {run_dir}; to resume, run the same "
+        return (f"{how}: finished steps are kept in {run_dir}; to resume, run the same "
                 f"command again: gitract {shlex.join(argv)}")
-    return "interrupted: run the command again to redo it"
+    return f"{how}: run the command again to redo it"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``gitract ARGV``; returns the exit status (0 ok, 1 unexpected error, 2 a known
-    problem, 130 interrupted)."""
+    problem, 130 interrupted by Ctrl-C, 143 terminated by SIGTERM)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser(argv).parse_args(argv)
     for name in ("debug", "no_progress"):
@@ -159,11 +194,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     logger.addHandler(handler)
     if logger.getEffectiveLevel() > level:
         logger.setLevel(level)
+    previous = signal.getsignal(signal.SIGTERM) if hasattr(signal, "SIGTERM") else None
+    catching = _catch_sigterm()
     try:
         return int(importlib.import_module(args._module).run(args) or 0)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         if args.debug:
             traceback.print_exc()
+        if isinstance(exc, Terminated):
+            print(_interrupted(args, argv, how="interrupted (SIGTERM)"), file=sys.stderr)
+            return EXIT_TERMINATED
         print(_interrupted(args, argv), file=sys.stderr)
         return EXIT_INTERRUPTED
     except (DataError, OutputFolderError) as exc:
@@ -185,6 +225,8 @@ def main(argv: Sequence[str] | None = None) -> int:
               "for the traceback, and report it)", file=sys.stderr)
         return EXIT_UNEXPECTED
     finally:
+        if catching:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
         logger.removeHandler(handler)
         logger.setLevel(old_level)
 

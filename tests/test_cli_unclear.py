@@ -151,14 +151,14 @@ def _pairs(root: Path) -> Path:
 
 def test_validate_names_a_pair_folder_and_checks_it_with_kind(tmp_path, capsys):
     root = _pairs(tmp_path / "pairs")
-    assert main(["validate", str(root)]) == 1
+    assert main(["validate", str(root)]) == 2
     out = capsys.readouterr().out
     assert (f"{root / 'train'}: images folder does not exist: not the Kaggle layout "
             f"({root}/train/caseN/caseN_dayM/scans/*.png); it holds images/ and masks/ "
             "(image/mask pairs?): try --kind pairs (or uwmgi_derived) (kinds: kaggle, "
             "phantom, uwmgi_derived, isbi2012, totalseg, colin27, pairs, nifti)"
             in out.splitlines())
-    assert main(["validate", str(root), "--kind", "pairs"]) == 1
+    assert main(["validate", str(root), "--kind", "pairs"]) == 2
     assert ("--kind pairs: read_image_mask_pairs() missing 1 required keyword-only argument: "
             "'classes' (loader options are given as --option KEY=VALUE)"
             in capsys.readouterr().out.splitlines())
@@ -173,7 +173,7 @@ def test_validate_names_a_pair_folder_and_checks_it_with_kind(tmp_path, capsys):
 def test_a_file_where_the_images_folder_belongs_is_named(copy, capsys):
     shutil.rmtree(copy / "train")
     (copy / "train").write_text("not a folder")
-    assert main(["validate", str(copy)]) == 1
+    assert main(["validate", str(copy)]) == 2
     out = capsys.readouterr().out
     assert "problems: 1" in out and "has no image file" not in out
     assert f"{copy / 'train'}: is a file, not a folder (the images folder)" in out.splitlines()
@@ -187,7 +187,7 @@ def test_a_file_where_scans_belong_is_named(copy, capsys):
     scans = _scans(copy, "case2")
     shutil.rmtree(scans)
     scans.write_text("")
-    assert main(["validate", str(copy)]) == 1
+    assert main(["validate", str(copy)]) == 2
     lines = capsys.readouterr().out.splitlines()
     assert (f"{scans}: is a file, not a folder (the slice images of {scans.parent.name})"
             in lines)
@@ -199,7 +199,7 @@ def test_a_file_where_scans_belong_is_named(copy, capsys):
 
 def test_a_data_dir_that_is_a_file_is_named(tmp_path, capsys):
     (tmp_path / "f").write_text("x")
-    assert main(["validate", str(tmp_path / "f" / "data")]) == 1
+    assert main(["validate", str(tmp_path / "f" / "data")]) == 2
     assert f"{tmp_path / 'f'}: is a file, not a folder" in capsys.readouterr().out.splitlines()
 
 

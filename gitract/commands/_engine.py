@@ -29,6 +29,7 @@ from gitract.config import (
     DataConfig,
     apply_sets,
     blame,
+    check_devices,
     config_from_dict,
     parse_sets,
 )
@@ -118,7 +119,9 @@ def track_config(args: argparse.Namespace, *, name: str, kind: str, params: dict
     }
     raw, paths = apply_sets(raw, parse_sets(getattr(args, "sets", [])))
     try:
-        return config_from_dict(raw, where="command line")
+        config = config_from_dict(raw, where="command line")
+        check_devices(config, where="command line")  # a device this machine lacks
+        return config
     except ConfigError as exc:
         exc = blame(exc, paths)
         flag = FLAGS.get(exc.key)
@@ -130,7 +133,8 @@ def track_config(args: argparse.Namespace, *, name: str, kind: str, params: dict
 #: Config keys the track commands set from a flag (named in their errors).
 FLAGS = {"data.path": "--path", "data.slice_step": "--every", "seed": "--seed",
          "split.n_val": "--n-val", "split.n_test": "--n-test", "split.n_folds": "--folds",
-         "parallel.n_jobs": "--n-jobs"}
+         "parallel.n_jobs": "--n-jobs", "tracks[0].params.device": "--device",
+         "tracks[0].params.model_params.device": "--device"}
 
 
 def run_track(args: argparse.Namespace, config, *, progress: bool | None = None

@@ -11,7 +11,9 @@ from __future__ import annotations
 import argparse
 
 from gitract.compare import resolve_out_dir, run_comparison
-from gitract.config import SEGMENTER_KINDS, load_config, read_config_file
+from gitract.config import SEGMENTER_KINDS, ConfigError, load_config, read_config_file
+from gitract.models import device_problem
+from gitract.utils.parallel import scheduler_problem
 
 EXAMPLES = """examples:
   gitract compare experiments/configs/quick.yaml
@@ -97,16 +99,31 @@ def device_sets(raw_tracks, device: str | None) -> list[str]:
     return out
 
 
+def _check_flags(args: argparse.Namespace, raw_tracks) -> None:
+    """``--device`` present on this machine (where a deep track uses it), ``--scheduler``
+    well formed and answering: named by their flag, before the config is checked."""
+    if args.device is not None and device_sets(raw_tracks, args.device):
+        problem = device_problem(args.device)
+        if problem is not None:
+            raise ConfigError("--device", "", problem)
+    if args.scheduler is not None:
+        problem = scheduler_problem(args.scheduler)
+        if problem is not None:
+            raise ConfigError("--scheduler", "", problem)
+
+
 def run(args: argparse.Namespace) -> int:
     import time
 
+    raw_tracks = read_config_file(args.config).get("tracks")
+    _check_flags(args, raw_tracks)
     overrides = {} if args.seed is None else {"seed": args.seed}
     parallel = {k: v for k, v in (("n_jobs", args.n_jobs), ("backend", args.backend),
                                   ("scheduler", args.scheduler)) if v is not None}
     if args.scheduler is not None:
         parallel["backend"] = "dask"
     sets = [f"parallel.{k}={v}" for k, v in parallel.items()]
-    sets += device_sets(read_config_file(args.config).get("tracks"), args.device)
+    sets += device_sets(raw_tracks, args.device)
     config = load_config(args.config, overrides=overrides, sets=[*sets, *args.sets])
     out = resolve_out_dir(config, args.out)
     args.run_dir_ = out  # where an interrupted run resumes (see gitract.cli)

@@ -20,7 +20,7 @@ import argparse
 from pathlib import Path
 
 from gitract.commands.compare import device_name, positive_int
-from gitract.commands.predict import add_images_subdir
+from gitract.commands.predict import add_images_subdir, check_device_flag
 from gitract.compare import predict_coco
 from gitract.data.coco_export import export_coco, read_split_file, split_parts
 from gitract.data.index import index_dataset
@@ -76,7 +76,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                     help="folder for <track>_fold<K>_<part>.json (default RUN_DIR/coco)")
     pr.add_argument("--device", type=device_name, default=None,
                     help="override a deep track's saved device (auto, cpu, cuda, mps)")
-    pr.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    pr.add_argument("--threads", type=positive_int, default=None,
+                    help="torch CPU threads (a positive int)")
     for p in (gt, pr):
         p.add_argument("--kind", choices=DATASET_KINDS, default=None,
                        help="data kind (default: the split's dataset kind, else kaggle)")
@@ -135,6 +136,7 @@ def _run_coco(args: argparse.Namespace) -> int:
 
 
 def _run_coco_pred(args: argparse.Namespace) -> int:
+    check_device_flag(args.device)
     split_file = args.run_dir / "splits.json"
     splits = read_split_file(split_file) if split_file.is_file() else {}
     if args.part is not None and not splits:

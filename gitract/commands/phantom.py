@@ -16,6 +16,21 @@ def _n_jobs(text: str) -> int:
     return value
 
 
+def _at_least(low: int, what: str):
+    """An argparse type: an int >= ``low`` (``what`` says which, in the message)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < low:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        return value
+
+    return parse
+
+
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     """Add the ``phantom`` subcommand's arguments."""
     default = PhantomConfig()
@@ -23,15 +38,19 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         "out_dir", metavar="OUT_DIR", help="folder to create (Kaggle layout)"
     )
     parser.add_argument(
-        "--cases", type=int, default=default.n_cases, help="number of patients"
+        "--cases", type=_at_least(1, "a positive int"), default=default.n_cases,
+        help="number of patients"
     )
     parser.add_argument(
-        "--days", type=int, default=default.n_days, help="scans per patient"
+        "--days", type=_at_least(1, "a positive int"), default=default.n_days,
+        help="scans per patient"
     )
     parser.add_argument(
-        "--slices", type=int, default=default.n_slices, help="slices per scan"
+        "--slices", type=_at_least(4, "an int >= 4"), default=default.n_slices,
+        help="slices per scan (at least 4)"
     )
-    parser.add_argument("--seed", type=int, default=default.seed, help="generator seed")
+    parser.add_argument("--seed", type=_at_least(0, "an int >= 0"), default=default.seed,
+                        help="generator seed")
     parser.add_argument(
         "--n-jobs",
         type=_n_jobs,

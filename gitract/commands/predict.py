@@ -12,8 +12,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from gitract.commands.compare import device_name
+from gitract.commands.compare import device_name, positive_int
 from gitract.compare import predict_submission
+from gitract.data.record import DataError
+from gitract.models import device_problem
 from gitract.utils.progress import progress_bars
 
 #: The scans folder under ``--data-dir`` that every predict command reads by default.
@@ -64,8 +66,8 @@ def add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
     and ``--allow-gaps`` (sparse stacks)."""
     parser.add_argument("--device", type=device_name, default=None,
                         help="override the deep track's saved device (auto, cpu, cuda, mps)")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch CPU threads of a deep track")
+    parser.add_argument("--threads", type=positive_int, default=None,
+                        help="torch CPU threads of a deep track (a positive int)")
     parser.add_argument("--force", action="store_true",
                         help="replace an --out file that is not a submission gitract wrote")
     parser.add_argument("--allow-gaps", action="store_true",
@@ -74,10 +76,18 @@ def add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
                              "from the nearest slices present")
 
 
+def check_device_flag(device: str | None) -> None:
+    """``--device`` present on this machine (CUDA, MPS), before any model is loaded."""
+    problem = None if device is None else device_problem(device)
+    if problem is not None:
+        raise DataError(f"--device: {problem}")
+
+
 def predict(args: argparse.Namespace, run_dir, track: str | None, images_subdir: str) -> int:
     """Write the submission and say so (shared with the ``predict`` aliases)."""
     import sys
 
+    check_device_flag(args.device)
     sparse: list[str] = []
 
     def warn(line: str) -> None:

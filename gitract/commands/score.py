@@ -72,6 +72,9 @@ def run(args: argparse.Namespace) -> int:
         submission = pd.read_csv(args.pred, dtype=str, keep_default_na=False)
     except (FileNotFoundError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise DataError(f"{args.pred}: cannot read the submission: {exc}") from None
+    except UnicodeDecodeError as exc:  # e.g. saved as UTF-16 by a spreadsheet
+        raise DataError(f"{args.pred}: cannot read the submission: not UTF-8 text "
+                        f"({exc.reason} at byte {exc.start})") from None
     pred = decode_submission(submission, truth, order=args.order, where=str(args.pred))
     sparse = [w for s in truth if (w := gap_warning(str(s.source), s.slice_numbers))]
     for line in sparse:

@@ -4,11 +4,16 @@ The Kaggle layout (the default ``--kind kaggle``, and the phantom written in it)
 checked file by file, collecting every problem; the other kinds of
 :func:`gitract.data.loaders.load_dataset` are read by their loader, which stops at the
 first problem, and summarised.
+
+Exit status as every command's (``gitract.cli``): 0 when the dataset has no problem
+(warnings alone pass), 2 when it has any: the report on stdout lists each, and one
+``error: DATA_DIR: N problem(s) (listed above; the first: ...)`` line goes to stderr.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -22,6 +27,9 @@ from gitract.utils.io import file_in_the_way
 
 #: Kinds checked file by file (the phantom is written in the Kaggle layout).
 KAGGLE_KINDS = ("kaggle", "phantom")
+
+#: The exit status of a dataset with problems (a known problem, as ``gitract.cli``'s).
+EXIT_PROBLEMS = 2
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -126,8 +134,8 @@ def validate_loaded(kind: str, path: Path, options: dict[str, Any]) -> Validatio
 
 
 def run(args: argparse.Namespace) -> int:
-    """Print the summary, one line per warning and per problem; 1 when there are
-    problems, else 0 (warnings alone pass)."""
+    """Print the summary, one line per warning and per problem; 2 (and one ``error:``
+    line on stderr) when there are problems, else 0 (warnings alone pass)."""
     data_dir = args.data_dir
     if args.kind not in KAGGLE_KINDS:
         report = validate_loaded(args.kind, data_dir, parse_options(args.option))
@@ -153,4 +161,9 @@ def run(args: argparse.Namespace) -> int:
             allow_gaps=args.allow_gaps,
         )
     print(report.format())
-    return 1 if report.problems else 0
+    if not report.problems:
+        return 0
+    n = len(report.problems)
+    print(f"error: {args.data_dir}: {n} problem{'s' if n != 1 else ''} (listed above; the "
+          f"first: {' '.join(report.problems[0].split())})", file=sys.stderr)
+    return EXIT_PROBLEMS

@@ -41,7 +41,7 @@ from gitract.compare._scan_eval import example_candidates
 from gitract.compare._step_eval import evaluate_step
 from gitract.compare._steps import mark_done, step_status
 from gitract.compare._tracks import make_track
-from gitract.config import DataConfig, ExperimentConfig
+from gitract.config import DataConfig, ExperimentConfig, check_devices
 from gitract.data.index import DatasetIndex, index_dataset, natural_key
 from gitract.data.phantom import PhantomConfig
 from gitract.data.record import DataError, SliceStack
@@ -51,7 +51,12 @@ from gitract.paths import cache_dir, reports_dir
 from gitract.postprocessing import DEFAULT_GRID
 from gitract.utils import derive_seeds, seed_everything
 from gitract.utils.memory import release_memory
-from gitract.utils.parallel import ParallelConfig, map_scans, parallel_session
+from gitract.utils.parallel import (
+    ParallelConfig,
+    map_scans,
+    parallel_session,
+    scheduler_problem,
+)
 from gitract.utils.progress import progress_bar, progress_bars
 
 log = logging.getLogger("gitract.compare")
@@ -76,7 +81,8 @@ def data_path(data: DataConfig) -> str | None:
 
 def load_index(config: ExperimentConfig) -> DatasetIndex:
     """The index of the labelled scans a run uses (the phantom is generated once into the
-    cache; ``data.cache_scans`` keeps decoded Kaggle-layout scans there too)."""
+    cache; ``data.cache_scans`` keeps decoded Kaggle-layout scans there too); a dataset
+    without masks (no ``train.csv``) raises :class:`DataError` naming its folder."""
     data = config.data
     kwargs = dict(data.options)
     path = data_path(data)
@@ -91,6 +97,11 @@ def load_index(config: ExperimentConfig) -> DatasetIndex:
     index = index_dataset(data.kind, path, cache_dir=scan_cache, **kwargs)
     if not index.scans:
         raise ValueError(f"dataset {data.kind!r} at {path!r} holds no scans")
+    if not index.labelled:  # training and scoring need masks: say so before any work
+        if data.kind in ("kaggle", "phantom"):
+            raise DataError(f"{path}: train.csv is missing (training and scoring need its "
+                            "masks; a Kaggle-layout folder holds train.csv next to train/)")
+        raise DataError(f"{path}: holds no masks (training and scoring need them)")
     return index.restrict(max_cases=data.max_cases, slice_step=data.slice_step)
 
 
@@ -213,6 +224,10 @@ def run_comparison(
         # Everything that can fail on the config or the data's layout fails here, before
         # the run folder exists.
         index, splits, folds = prepare_run(config, source, track_seed, index=index)
+        if parallel.backend == "dask" and parallel.scheduler:
+            problem = scheduler_problem(parallel.scheduler)  # a short timeout
+            if problem is not None:
+                raise DataError(f"parallel.scheduler: {problem}")
         out = folder.create(config=config.name)
         handler = logging.FileHandler(out / "log.txt")
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
@@ -266,6 +281,7 @@ def prepare_run(config: ExperimentConfig, source: str, track_seed: int, *,
             if isinstance(exc, DataError):
                 raise
             raise DataError(f"{source}: tracks[{i}] ({track.name}): {exc}") from None
+    check_devices(config, where=source)  # cuda / mps present, before any work
 
     try:
         MetricConventions.from_mapping(config.metrics)

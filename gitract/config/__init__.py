@@ -26,7 +26,9 @@ from gitract.config._experiment import (
 from gitract.config._overrides import apply_sets, blame, parse_sets
 from gitract.config._schema import ConfigError, KeyProblem
 from gitract.config._sections import build_experiment
+from gitract.config._tracks import device_keys
 from gitract.config._yaml import check_file_keys, read_config_file
+from gitract.models import device_problem
 
 __all__ = [
     "SEGMENTER_KINDS",
@@ -39,6 +41,7 @@ __all__ = [
     "TrackConfig",
     "apply_sets",
     "blame",
+    "check_devices",
     "config_from_dict",
     "load_config",
     "parse_sets",
@@ -60,6 +63,23 @@ def config_from_dict(raw: Any, *, where: str = "config") -> ExperimentConfig:
         raise ConfigError(where, exc.key, exc.problem) from None
 
 
+def check_devices(config: ExperimentConfig, *, where: str = "config") -> None:
+    """Check that every deep track's device is present on this machine (``cuda`` when
+    CUDA is available, ``cuda:N`` with N below the device count, ``mps``); torch is
+    imported only when a track names such a device. Run before any work, not by
+    :func:`config_from_dict` (a run folder's config is read on other machines too).
+
+    Raises
+    ------
+    ConfigError
+        Naming ``where``, the key (``tracks[1].params.device``) and the problem.
+    """
+    for key, device in device_keys(config.tracks):
+        problem = device_problem(device)
+        if problem is not None:
+            raise ConfigError(where, key, problem)
+
+
 def load_config(path: str | Path, *, overrides: dict[str, Any] | None = None,
                 sets: Sequence[str] = ()) -> ExperimentConfig:
     """Read and check a YAML config.
@@ -79,13 +99,16 @@ def load_config(path: str | Path, *, overrides: dict[str, Any] | None = None,
     Raises
     ------
     ConfigError
-        Naming the file (or ``--set``), the key path and the problem.
+        Naming the file (or ``--set``), the key path and the problem; a device the
+        machine lacks is one (:func:`check_devices`).
     """
     raw = read_config_file(path)
     raw.update(overrides or {})
     raw, paths = apply_sets(raw, parse_sets(sets))
     try:
         check_file_keys(raw, str(path))
-        return config_from_dict(raw, where=str(path))
+        config = config_from_dict(raw, where=str(path))
+        check_devices(config, where=str(path))
+        return config
     except ConfigError as exc:
         raise blame(exc, paths) from None

@@ -35,7 +35,7 @@ from gitract.config._tracks import check_track_params
 from gitract.data.loaders import DATASET_KINDS
 from gitract.data.phantom import PhantomConfig
 from gitract.metrics import CONVENTIONS, MetricConventions
-from gitract.utils.parallel import BACKENDS, ParallelConfig
+from gitract.utils.parallel import BACKENDS, ParallelConfig, address_problem
 
 __all__ = ["build_experiment"]
 
@@ -131,7 +131,7 @@ def _split(values: Any) -> SplitConfig:
 
 def _parallel(values: Any):
     checked = check_dataclass(ParallelConfig, values, "parallel", rules={
-        "backend": one_of(BACKENDS), "n_jobs": at_least(1)})
+        "backend": one_of(BACKENDS), "n_jobs": at_least(1), "scheduler": address_problem})
     return _build(ParallelConfig, checked, "parallel")
 
 

@@ -31,7 +31,7 @@ from gitract.evaluation import BlockTrackConfig
 from gitract.features import make_featurizer
 from gitract.models.pipelines import LGBM_DEFAULTS, RF_DEFAULTS
 
-__all__ = ["check_model_params", "check_track_params"]
+__all__ = ["check_model_params", "check_track_params", "device_keys"]
 
 #: Track parameters that set the validation sweep rather than the model (every kind).
 TUNING_HINTS: dict[str, Any] = {"threshold_grid": tuple[float, ...],
@@ -74,6 +74,23 @@ _UNET_RULES = {
     "max_minutes": at_least(0.0), "patience": at_least(1), "bce_weight": between(0.0, 1.0),
     "percentiles": between(0.0, 100.0), "num_threads": at_least(1),
 }
+
+
+def device_keys(tracks: Any) -> list[tuple[str, str]]:
+    """``(key path, device)`` of every deep track's device setting that is given: a
+    segmenter's ``params.device``, a block CNN's ``params.model_params.device``."""
+    out = []
+    for i, track in enumerate(tracks):
+        params = track.params or {}
+        if track.kind in SEGMENTER_KINDS:
+            if "device" in params:
+                out.append((f"tracks[{i}].params.device", params["device"]))
+            continue
+        model_params = params.get("model_params") or {}
+        if (track.kind == "cnn" or params.get("classifier") == "cnn") \
+                and "device" in model_params:
+            out.append((f"tracks[{i}].params.model_params.device", model_params["device"]))
+    return out
 
 
 def check_track_params(kind: str, params: Any, path: str) -> dict[str, Any]:

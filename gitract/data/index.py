@@ -8,9 +8,11 @@ set by one scan rather than by the dataset.
 
 - Kaggle layout (and the phantom, written in it): file names give sizes and spacings;
   ``train.csv`` is parsed once and only each scan's non-empty RLE strings are kept with
-  its source; PNGs and masks are decoded in ``read``. An optional ``cache_dir`` keeps
-  each decoded scan as a compressed ``.npz`` (as nnU-Net's preprocessed folder), written
-  atomically on first read and reused after.
+  its source; PNGs and masks are decoded in ``read``. Indexing checks every RLE row
+  (well formed, in bounds) and every PNG's first and last bytes (a PNG, 16-bit grayscale,
+  the size its name gives, not truncated), so such problems stop a run before it writes
+  anything. An optional ``cache_dir`` keeps each decoded scan as a compressed ``.npz``
+  (as nnU-Net's preprocessed folder), written atomically on first read and reused after.
 - Small in-memory kinds (image/mask pairs, NIfTI, the real-slice sets in
   ``../shared/data``) are read once by their loader and held: they are a few dozen
   slices.
@@ -30,6 +32,7 @@ from gitract.constants import CLASSES
 from gitract.data.kaggle import (
     Problems,
     check_images,
+    check_kaggle_png,
     default_csv,
     match_rows,
     read_csv,
@@ -39,7 +42,7 @@ from gitract.data.kaggle import (
 from gitract.data.loaders import has_data, load_dataset
 from gitract.data.phantom import PhantomConfig, write_phantom
 from gitract.data.record import DataError, SliceStack
-from gitract.data.rle import rle_decode
+from gitract.data.rle import check_rle, rle_decode
 from gitract.paths import cache_dir as default_cache
 from gitract.utils.io import atomic_path
 
@@ -194,6 +197,12 @@ class DatasetIndex:
             yield self.read(key)
 
     @property
+    def labelled(self) -> bool:
+        """Whether every scan has masks (a Kaggle-layout ``train.csv``, or masks held)."""
+        return all(s.kaggle["labelled"] if s.kaggle is not None else s.stack.masks is not None
+                   for s in self._sources.values())
+
+    @property
     def n_slices(self) -> int:
         return sum(s.n_slices for s in self.scans)
 
@@ -250,6 +259,11 @@ def _kaggle_index(data_dir: Path, *, classes: Sequence[str], order: str,
                            allow_gaps=allow_gaps)
     if not len(images):
         raise DataError(f"{data_dir / images_subdir}: no scans found")
+    # Every file's PNG header and every RLE row are checked here, before any work: a
+    # problem they show stops a run before its folder exists (damage past a PNG's
+    # header shows only when its scan is decoded).
+    for path, h, w in zip(images["path"], images["height"], images["width"], strict=True):
+        check_kaggle_png(path, expected_shape=(h, w))
     csv = default_csv(data_dir, csv_path, images_subdir) if labels else None
     labels_by_id: dict[str, list[tuple[int, str]]] = {}
     if csv is not None:
@@ -257,8 +271,10 @@ def _kaggle_index(data_dir: Path, *, classes: Sequence[str], order: str,
         joined = match_rows(images, rows, csv, classes, problems)
         channel = {c: k for k, c in enumerate(classes)}
         labelled = joined[joined["segmentation"].str.strip() != ""]
-        for slice_id, cls, rle in zip(labelled["id"], labelled["class"],
-                                      labelled["segmentation"], strict=True):
+        for slice_id, cls, rle, h, w in zip(labelled["id"], labelled["class"],
+                                            labelled["segmentation"], labelled["height"],
+                                            labelled["width"], strict=True):
+            check_rle(rle, (h, w), where=f"{csv}: row {slice_id} {cls}")
             labels_by_id.setdefault(slice_id, []).append((channel[cls], rle))
     images = images.sort_values(["case", "day", "slice"])
     scans, sources, digest = [], {}, []

@@ -43,6 +43,54 @@ def rle_encode(mask: NDArray, *, order: str = "C") -> str:
     return " ".join(map(str, runs.tolist()))
 
 
+def _runs(rle: str | float | None, h: int, w: int, where: str
+          ) -> tuple[NDArray[np.int64], NDArray[np.int64]] | None:
+    """0-based run starts and ends of an RLE string, checked; None when it is empty."""
+    if rle is None or (isinstance(rle, float) and np.isnan(rle)):
+        return None
+    text = str(rle).strip()
+    if not text:
+        return None
+    n = h * w
+    try:
+        nums = np.array(text.split(), dtype=np.int64)
+    except ValueError as exc:
+        raise DataError(f"{where}: malformed RLE (non-integer token): {exc}") from None
+    except OverflowError:
+        raise DataError(f"{where}: malformed RLE (a value beyond 64-bit range)") from None
+    if nums.size % 2:
+        raise DataError(f"{where}: malformed RLE (odd number of values: {nums.size})")
+    starts, lengths = nums[0::2] - 1, nums[1::2]
+    if (starts < 0).any():
+        raise DataError(f"{where}: malformed RLE (start below 1)")
+    if (lengths <= 0).any():
+        raise DataError(f"{where}: malformed RLE (non-positive run length)")
+    ends = starts + lengths
+    if ends.max() > n:
+        raise DataError(
+            f"{where}: RLE out of bounds (run ends at {int(ends.max())} > {n} pixels "
+            f"of a {h}x{w} slice)"
+        )
+    if (starts[1:] < ends[:-1]).any():
+        raise DataError(f"{where}: malformed RLE (runs overlap or are not increasing)")
+    return starts, ends
+
+
+def check_rle(rle: str | float | None, shape: tuple[int, int], *, where: str = "rle") -> None:
+    """Raise what :func:`rle_decode` would raise for ``rle`` on a slice of ``shape``,
+    without building the mask (a cheap check of every row before any work).
+
+    Examples
+    --------
+    >>> check_rle("2 3", (2, 3))
+    >>> check_rle("2 2 7", (2, 3), where="row 7")
+    Traceback (most recent call last):
+    ...
+    gitract.data.record.DataError: row 7: malformed RLE (odd number of values: 3)
+    """
+    _runs(rle, int(shape[0]), int(shape[1]), where)
+
+
 def rle_decode(
     rle: str | float | None, shape: tuple[int, int], *, order: str = "C", where: str = "rle"
 ) -> NDArray[np.bool_]:
@@ -59,29 +107,9 @@ def rle_decode(
     h, w = (int(shape[0]), int(shape[1]))
     n = h * w
     flat = np.zeros(n, dtype=bool)
-    if rle is None or (isinstance(rle, float) and np.isnan(rle)):
-        return flat.reshape((h, w), order=_check_order(order))
-    text = str(rle).strip()
-    if text:
-        try:
-            nums = np.array([int(t) for t in text.split()], dtype=np.int64)
-        except ValueError as exc:
-            raise DataError(f"{where}: malformed RLE (non-integer token): {exc}") from None
-        if nums.size % 2:
-            raise DataError(f"{where}: malformed RLE (odd number of values: {nums.size})")
-        starts, lengths = nums[0::2] - 1, nums[1::2]
-        if (starts < 0).any():
-            raise DataError(f"{where}: malformed RLE (start below 1)")
-        if (lengths <= 0).any():
-            raise DataError(f"{where}: malformed RLE (non-positive run length)")
-        ends = starts + lengths
-        if ends.max() > n:
-            raise DataError(
-                f"{where}: RLE out of bounds (run ends at {int(ends.max())} > {n} pixels "
-                f"of a {h}x{w} slice)"
-            )
-        if (starts[1:] < ends[:-1]).any():
-            raise DataError(f"{where}: malformed RLE (runs overlap or are not increasing)")
+    runs = _runs(rle, h, w, where)
+    if runs is not None:
+        starts, ends = runs
         delta = np.zeros(n + 1, dtype=np.int32)
         np.add.at(delta, starts, 1)
         np.add.at(delta, ends, -1)

@@ -5,20 +5,69 @@ item (one scan each) and returns the results in input order, so what a stage com
 never depends on how many workers computed it. :func:`parallel_session` starts what the
 backend needs for a whole run: nothing for joblib; a ``dask.distributed`` client
 connected to ``scheduler`` (or to a ``LocalCluster`` it starts when no address is given).
+A scheduler's address is checked when the config is (:func:`address_problem`) and
+reached with a short timeout before a run writes anything (:func:`scheduler_problem`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import re
+import socket
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from gitract.utils.progress import progress_bar
 
-__all__ = ["ParallelConfig", "map_scans", "parallel_session"]
+__all__ = ["ParallelConfig", "address_problem", "map_scans", "parallel_session",
+           "scheduler_problem"]
 
 BACKENDS = ("joblib", "dask")
+#: Seconds to wait for a Dask scheduler to answer (a TCP connect, then the client's).
+CONNECT_TIMEOUT = 5.0
+
+_ADDRESS = re.compile(r"^(?:(?P<protocol>tcp|tls|ws|wss|ucx)://)?"
+                      r"(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9][A-Za-z0-9._-]*):(?P<port>\d{1,5})$")
+
+
+def address_problem(address: str) -> str | None:
+    """Why ``address`` is not a Dask scheduler address (``tcp://host:8786``, ``tls://``,
+    ``ws://``, ``wss://``, ``ucx://`` or a bare ``host:port``), or None when it is one.
+
+    Examples
+    --------
+    >>> address_problem("tcp://10.0.0.5:8786") is None
+    True
+    >>> address_problem("tcp://")
+    "expected a scheduler address like tcp://host:8786, got 'tcp://'"
+    """
+    match = _ADDRESS.match(address) if isinstance(address, str) else None
+    if match is None or not 0 < int(match["port"]) < 65536:
+        return f"expected a scheduler address like tcp://host:8786, got {address!r}"
+    return None
+
+
+def scheduler_problem(address: str, *, timeout: float = CONNECT_TIMEOUT) -> str | None:
+    """Why the Dask scheduler at ``address`` cannot be reached (a malformed address, no
+    answer within ``timeout`` seconds, a refused connection, an unknown host), or None.
+    ``ucx://`` addresses are only checked for their form."""
+    problem = address_problem(address)
+    if problem is not None:
+        return problem
+    match = _ADDRESS.match(address)
+    if match["protocol"] == "ucx":
+        return None
+    host = match["host"].strip("[]")
+    try:
+        with socket.create_connection((host, int(match["port"])), timeout=timeout):
+            return None
+    except socket.gaierror as exc:
+        return f"cannot reach the Dask scheduler at {address}: unknown host ({exc.strerror})"
+    except TimeoutError:
+        return f"cannot reach the Dask scheduler at {address}: no answer within {timeout:g} s"
+    except OSError as exc:
+        return f"cannot reach the Dask scheduler at {address}: {exc.strerror or exc}"
 
 
 @dataclass(frozen=True)
@@ -45,8 +94,10 @@ class ParallelConfig:
             raise ValueError(f"parallel.backend must be one of {BACKENDS}, got {self.backend!r}")
         if isinstance(self.n_jobs, bool) or not isinstance(self.n_jobs, int) or self.n_jobs < 1:
             raise ValueError(f"parallel.n_jobs must be a positive int, got {self.n_jobs!r}")
-        if self.scheduler is not None and not isinstance(self.scheduler, str):
-            raise ValueError(f"parallel.scheduler must be an address string, got {self.scheduler!r}")
+        if self.scheduler is not None:
+            problem = address_problem(self.scheduler)
+            if problem is not None:
+                raise ValueError(f"parallel.scheduler: {problem}")
 
     @property
     def serial(self) -> bool:
@@ -91,7 +142,7 @@ def parallel_session(parallel: ParallelConfig) -> Iterator[Any]:
         raise RuntimeError("parallel.backend 'dask' needs dask.distributed "
                            "(pip install 'dask[distributed]')") from exc
     if parallel.scheduler:
-        with Client(parallel.scheduler) as client:
+        with Client(parallel.scheduler, timeout=f"{CONNECT_TIMEOUT:g}s") as client:
             yield client
         return
     with LocalCluster(n_workers=parallel.n_jobs, threads_per_worker=1, processes=True,

@@ -67,7 +67,7 @@ def _warnings(text: str) -> list[str]:
 # ----------------------------------------------------------------------- validate
 def test_validate_sparse(sparse_dir, capsys):
     key = _key(sparse_dir)
-    assert main(["validate", str(sparse_dir)]) == 1
+    assert main(["validate", str(sparse_dir)]) == 2
     out = capsys.readouterr().out
     assert f"{key}/scans: gap in the slice stack: missing slice(s) 3, 4, 6" in out
     assert main(["validate", str(sparse_dir), "--allow-gaps"]) == 0

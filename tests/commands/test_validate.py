@@ -71,7 +71,7 @@ def test_problems_collected_one_line_each(root, capsys):
     )  # constant
     (scans / kaggle_png_name(4, (H, W), (1.5, 1.5))).write_bytes(b"\x89PNG junk")
 
-    assert main(["validate", str(root)]) == 1
+    assert main(["validate", str(root)]) == 2
     lines = capsys.readouterr().out.splitlines()
     problems = lines[lines.index("problems: 7") + 1 :]
     assert len(problems) == 7, problems

@@ -36,7 +36,7 @@ from gitract.data.kaggle._files import (
     scan_images,
     scan_kaggle_images,
 )
-from gitract.data.kaggle._png import read_kaggle_png, write_kaggle_png
+from gitract.data.kaggle._png import check_kaggle_png, read_kaggle_png, write_kaggle_png
 from gitract.data.kaggle._problems import Problems
 from gitract.data.kaggle._read import read_kaggle_dataset
 from gitract.data.kaggle._submission import stacks_to_rle_frame, write_submission
@@ -46,6 +46,7 @@ __all__ = [
     "Problems",
     "ValidationReport",
     "check_images",
+    "check_kaggle_png",
     "default_csv",
     "gap_warning",
     "kaggle_png_name",

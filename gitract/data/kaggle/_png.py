@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -11,17 +12,55 @@ from gitract.data.record import DataError
 from gitract.utils.io import atomic_path
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+#: The end chunk's type and CRC; searched for in the last ``_TAIL`` bytes of a file.
+_IEND, _TAIL = b"IEND\xaeB`\x82", 64
 
 
-def _png_header(path: Path) -> tuple[int, int]:
+def _png_header(path: Path, *, end: bool = False) -> tuple[int, int, int, int]:
+    """``(width, height, bit depth, colour type)`` from a PNG's signature and IHDR chunk;
+    ``end``: the file must also end with the IEND chunk (not cut short)."""
     try:
         with open(path, "rb") as fh:
             head = fh.read(26)
+            tail = b""
+            if end and len(head) == 26:
+                fh.seek(max(26, fh.seek(0, os.SEEK_END) - _TAIL))
+                tail = fh.read(_TAIL)
     except OSError as exc:
         raise DataError(f"{path}: cannot read the file: {exc}") from None
     if len(head) < 26 or head[:8] != _PNG_SIGNATURE or head[12:16] != b"IHDR":
         raise DataError(f"{path}: not a PNG file (bad signature or header)")
-    return head[24], head[25]
+    if end and _IEND not in tail:
+        raise DataError(f"{path}: truncated PNG (the file does not end with its IEND chunk)")
+    width, height = int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+    return width, height, head[24], head[25]
+
+
+def check_kaggle_png(path: str | Path, *, expected_shape: tuple[int, int] | None = None
+                     ) -> None:
+    """Check a slice's PNG file without decoding it (its first 26 and last 64 bytes): a
+    PNG, 16-bit grayscale, of ``expected_shape`` (height, width) where given, not cut
+    short (it ends with its IEND chunk).
+
+    Raises
+    ------
+    DataError
+        Naming the file, as :func:`read_kaggle_png` would for the same problem. Damage
+        inside the pixel data (the header and the end intact) or a constant image shows
+        only when the slice is decoded.
+    """
+    path = Path(path)
+    width, height, bit_depth, colour_type = _png_header(path, end=True)
+    if bit_depth != 16 or colour_type != 0:
+        raise DataError(
+            f"{path}: expected a 16-bit grayscale PNG, got bit depth {bit_depth}, "
+            f"colour type {colour_type}"
+        )
+    if expected_shape is not None and (height, width) != tuple(expected_shape):
+        raise DataError(
+            f"{path}: image is {width}x{height} (WxH) but the file "
+            f"name says {expected_shape[1]}x{expected_shape[0]}"
+        )
 
 
 def read_kaggle_png(
@@ -50,7 +89,7 @@ def read_kaggle_png(
     from PIL import Image, UnidentifiedImageError
 
     path = Path(path)
-    bit_depth, colour_type = _png_header(path)
+    width, height, bit_depth, colour_type = _png_header(path)
     if bit_depth != 16 or colour_type != 0:
         raise DataError(
             f"{path}: expected a 16-bit grayscale PNG, got bit depth {bit_depth}, "
