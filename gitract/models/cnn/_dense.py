@@ -20,22 +20,22 @@ the block centred there (where it lies in the body), while its pixels turn.
 
 from __future__ import annotations
 
-import copy
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import torch
 from numpy.typing import NDArray
 from scipy.ndimage import affine_transform
-from tqdm.auto import tqdm
 
 from gitract.features import prepare_context
 from gitract.models._device import select_device
+from gitract.models.cnn._blocks import _better_loss, set_history
 from gitract.models.cnn._dihedral import BRIGHTNESS, CONTRAST, LOG_GAMMA, NOISE_SD
 from gitract.models.cnn._threads import _torch_threads
-from gitract.models.train_torch import lr_at
+from gitract.models.train_torch import lr_at, run_training
 from gitract.utils import check_random_state
 
 __all__ = ["DenseSample", "affine_margin", "affine_pair", "augment_pair", "dense_loss", "fit_dense", "reflect_index", "train_dense"]
@@ -347,7 +347,9 @@ def _class_weight(model, labels: Sequence[NDArray], n_classes: int) -> NDArray[n
 
 def train_dense(model, train: DenseSample, val: DenseSample | None, n_classes: int,
                 rng: np.random.Generator) -> None:
-    """The dense training loop; sets ``net_``, ``history_``, ``best_epoch_``, ``n_epochs_``
+    """Dense training on :func:`~gitract.models.train_torch.run_training`: each "epoch"
+    is the run of steps up to the next of ``N_EVALUATIONS`` evaluation points, each step
+    draws its crops afresh; sets ``net_``, ``history_``, ``best_epoch_``, ``n_epochs_``
     and ``n_steps_`` on ``model`` (a :class:`BlockCNNClassifier` in ``fit_dense``)."""
     dev = model.device_
     pad = int(model.block_size) // 2
@@ -356,13 +358,9 @@ def train_dense(model, train: DenseSample, val: DenseSample | None, n_classes: i
         n_steps = int(model.max_steps)
     else:  # an epoch: one crop per training slice
         n_steps = int(model.max_epochs) * -(-len(train) // per_step)
-    net = model._make_net(n_classes).to(dev).train()
+    net = model._make_net(n_classes).to(dev)
     w = _class_weight(model, train.labels, n_classes)
     weight = None if w is None else torch.as_tensor(w, dtype=torch.float32, device=dev)
-    opt = torch.optim.AdamW(net.parameters(), lr=float(model.lr),
-                            weight_decay=float(model.weight_decay))
-    use_amp = bool(model.amp) and dev.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     options = {"crop_size": crop_size, "pad": pad,
                "foreground_fraction": float(model.foreground_fraction)}
     val_batch = None
@@ -371,51 +369,40 @@ def train_dense(model, train: DenseSample, val: DenseSample | None, n_classes: i
         val_batch = val.batch(val_gen, n_val_crops(crop_size), **options)
     train_gen = np.random.default_rng(rng.integers(2**63 - 1))
     mask_gen = torch.Generator().manual_seed(int(rng.integers(2**63 - 1)))
-    eval_at = {max(1, round(n_steps * (i + 1) / N_EVALUATIONS)) for i in range(N_EVALUATIONS)}
-    history: dict[str, list[float]] = {"step": [], "train_loss": [], "val_loss": []}
-    best = (math.inf, None, 0)
-    total, count = 0.0, 0
-    steps = tqdm(range(1, n_steps + 1), desc="cnn (dense)", unit="step",
-                 disable=not model.verbose)
-    for step in steps:
-        for group in opt.param_groups:
-            group["lr"] = lr_at(step / n_steps, lr=float(model.lr),
-                                warmup_fraction=WARMUP_FRACTION)
-        x, y, *context = train.batch(train_gen, per_step, dihedral=bool(model.augment),
-                                     intensity=bool(model.intensity_augment),
-                                     max_rotation=float(model.max_rotation),
-                                     max_scale=float(model.max_scale), **options)
-        context = context[0].to(dev, non_blocking=True) if context else None
-        if float(model.background_fraction) < 1.0:
-            drop = torch.rand(y.shape, generator=mask_gen) >= float(model.background_fraction)
-            y = torch.where((y == 0) & drop, torch.full_like(y, IGNORE), y)
-        if bool((y != IGNORE).any()):
-            x, y = x.to(dev, non_blocking=True), y.to(dev, non_blocking=True)
-            opt.zero_grad(set_to_none=True)
-            with torch.autocast("cuda", dtype=torch.float16, enabled=use_amp):
-                loss = dense_loss(net, x, y, weight=weight, context=context)
-            scaler.scale(loss).backward()
-            scaler.step(opt)
-            scaler.update()
-            total, count = total + float(loss.detach()), count + 1
-        if step in eval_at:
-            history["step"].append(float(step))
-            history["train_loss"].append(total / max(count, 1))
-            total, count = 0.0, 0
-            if val_batch is not None:
-                val_loss = _val_loss(net, val_batch, weight, dev, per_step)
-                history["val_loss"].append(val_loss)
-                steps.set_postfix(train=history["train_loss"][-1], val=val_loss)
-                if val_loss < best[0] - 1e-7:
-                    best = (val_loss, copy.deepcopy(net.state_dict()), len(history["step"]) - 1)
-                net.train()
-    if best[1] is not None:
-        net.load_state_dict(best[1])
-    model.net_ = net.eval()
-    model.history_ = history
-    model.best_epoch_ = best[2] if best[1] is not None else len(history["step"]) - 1
-    model.n_epochs_ = len(history["step"])
-    model.n_steps_ = n_steps
+    ends = sorted({max(1, round(n_steps * (i + 1) / N_EVALUATIONS))
+                   for i in range(N_EVALUATIONS)})
+
+    def batches(segment: int):
+        for _ in range(ends[segment - 1] - (ends[segment - 2] if segment > 1 else 0)):
+            x, y, *context = train.batch(train_gen, per_step, dihedral=bool(model.augment),
+                                         intensity=bool(model.intensity_augment),
+                                         max_rotation=float(model.max_rotation),
+                                         max_scale=float(model.max_scale), **options)
+            if float(model.background_fraction) < 1.0:
+                drop = torch.rand(y.shape, generator=mask_gen) >= float(model.background_fraction)
+                y = torch.where((y == 0) & drop, torch.full_like(y, IGNORE), y)
+            yield x, y, context[0] if context else None
+
+    def step_loss(net, batch):
+        x, y, context = batch
+        if not bool((y != IGNORE).any()):
+            return None  # no centre counts: the step passes without an update
+        x, y = x.to(dev, non_blocking=True), y.to(dev, non_blocking=True)
+        if context is not None:
+            context = context.to(dev, non_blocking=True)
+        return dense_loss(net, x, y, weight=weight, context=context), 1
+
+    fit = run_training(
+        net, batches, step_loss, device=dev, lr=float(model.lr),
+        weight_decay=float(model.weight_decay),
+        schedule=partial(lr_at, lr=float(model.lr), warmup_fraction=WARMUP_FRACTION),
+        max_steps=n_steps,
+        evaluate=(lambda net: {"val_loss": _val_loss(net, val_batch, weight, dev, per_step)})
+        if val_batch is not None else None,
+        monitor="val_loss" if val_batch is not None else None, better=_better_loss,
+        amp=bool(model.amp), progress="steps" if model.verbose else None, desc="cnn (dense)")
+    model.net_ = net
+    set_history(model, fit, steps=True, n_steps=n_steps, first_fallback=False)
 
 
 @torch.inference_mode()

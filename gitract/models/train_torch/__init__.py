@@ -1,4 +1,11 @@
-"""Epoch loop for segmentation nets: budgets, validation checkpointing, seeded runs.
+"""The one torch training loop, and the segmentation nets' use of it.
+
+:func:`run_training` is the training loop of every torch model: the segmentation nets
+(:func:`fit_net`), the block CNN on sampled blocks and the block CNN trained densely
+(crops, or blocks drawn on the fly; :mod:`gitract.models.cnn`). A caller gives it its
+batches (``batches(epoch)``), its loss (``step_loss(model, batch)``), its evaluation and
+monitor, and its recipe and budget; the loop owns the optimiser steps, AMP, EMA,
+DistributedDataParallel, budgets, the checkpoint choice and the progress display.
 
 :func:`fit_net` trains any ``nn.Module`` that maps (N, K, H, W) inputs to (N, C, H, W)
 logits against (N, C, H, W) float targets in {0, 1} (multilabel: one sigmoid per class).
@@ -34,7 +41,7 @@ logits against (N, C, H, W) float targets in {0, 1} (multilabel: one sigmoid per
 
 Submodules: ``_config`` (:class:`TrainConfig`, :class:`FitHistory`), ``_loss`` (losses and
 validation scores), ``_schedule`` (learning rate, EMA), ``_distributed``, ``_loader``,
-``_loop`` (:func:`fit_net`) and ``_checkpoint`` (file io).
+``_run`` (:func:`run_training`), ``_loop`` (:func:`fit_net`) and ``_checkpoint`` (file io).
 The private helpers are re-exported here (``# noqa: F401``) for the code and tests that
 import them from this module.
 """
@@ -51,13 +58,7 @@ from gitract.models.train_torch._distributed import (
     world,
 )
 from gitract.models.train_torch._loader import make_loader
-from gitract.models.train_torch._loop import (
-    _better,  # noqa: F401
-    _deterministic,  # noqa: F401
-    _progress,  # noqa: F401
-    _set_cosine_lr,  # noqa: F401
-    fit_net,
-)
+from gitract.models.train_torch._loop import fit_net
 from gitract.models.train_torch._loss import (
     LOSSES,
     autocast,
@@ -66,10 +67,18 @@ from gitract.models.train_torch._loss import (
     segmentation_loss,
     valid_mask,
 )
+from gitract.models.train_torch._run import (
+    PROGRESS,
+    _better,  # noqa: F401
+    _deterministic,  # noqa: F401
+    _progress,  # noqa: F401
+    run_training,
+)
 from gitract.models.train_torch._schedule import ema_decay_at, lr_at, make_ema
 
 __all__ = [
     "LOSSES",
+    "PROGRESS",
     "FitHistory",
     "TrainConfig",
     "any_process",
@@ -84,6 +93,7 @@ __all__ = [
     "lr_at",
     "make_ema",
     "make_loader",
+    "run_training",
     "save_checkpoint",
     "segmentation_loss",
     "sync_buffers",
