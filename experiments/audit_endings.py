@@ -73,7 +73,7 @@ class Case:
     words: tuple[str, ...] = ()  # each must appear in the output (stderr + stdout)
     watch: Callable[[Path], list[Path]] = lambda w: []
     no_new: Callable[[Path], list[Path]] = lambda w: []  # folders that must not appear
-    signal_after: float | None = None  # send SIGTERM after this many seconds
+    signal_when: Callable[[Path], bool] | None = None  # send SIGTERM once this holds
     stream: str = "stderr"
 
 
@@ -98,15 +98,18 @@ def _snapshot(paths: list[Path]) -> dict[str, bytes | None]:
     return snap
 
 
-def _run(argv: list[str], env: dict, cwd: Path, signal_after: float | None) -> tuple:
+def _run(argv: list[str], env: dict, cwd: Path,
+         signal_when: Callable[[Path], bool] | None) -> tuple:
     cmd = [PY, "-m", "gitract", *argv]
-    if signal_after is None:
+    if signal_when is None:
         done = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=cwd,
                               timeout=600)
         return done.returncode, done.stdout, done.stderr
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=env, cwd=cwd)
-    time.sleep(signal_after)
+    deadline = time.monotonic() + 120
+    while proc.poll() is None and not signal_when(cwd) and time.monotonic() < deadline:
+        time.sleep(0.05)  # SIGTERM while the run works, not after it ended
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=120)
     return proc.returncode, out, err
@@ -136,6 +139,13 @@ def _judge(res: Result, before: dict, after: dict, new: list[Path]) -> None:
     why += [f"no {w!r}" for w in case.words if w.lower() not in text.lower()]
     why += [f"{p} was created" for p in new]
     res.verdict, res.why = ("unclear", why) if why else ("clean", [])
+
+
+def _text(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        return ""
 
 
 def _png(path: Path, size: int = 64) -> None:
@@ -315,7 +325,7 @@ def cases() -> list[Case]:
         Case("unclear", "SIGTERM ends like Ctrl-C (one line)",
              lambda w: ["compare", str(_config(w, "term", w / "phantom")), "--out",
                         str(w / "r-term")], expect="signal", words=("interrupted",),
-             signal_after=8.0),
+             signal_when=lambda w: "training on" in _text(w / "r-term" / "log.txt")),
         # --------------------------------------------------------- newcomer stumbles
         Case("newcomer", "the predict command blocks train suggests runs as printed",
              lambda w: shlex.split((w / "suggested.txt").read_text())[1:], expect="ok",
@@ -355,7 +365,7 @@ def main(argv: list[str] | None = None) -> int:
         argv_ = case.argv(work)
         before = _snapshot(case.watch(work))
         rc, out, err = _run([*argv_, "--no-progress"] if argv_[-1] != "--help" else argv_,
-                            env, work, case.signal_after)
+                            env, work, case.signal_when)
         new = [p for p in case.no_new(work) if p.exists()]
         res = Result(case, rc, out, err)
         _judge(res, before, _snapshot(case.watch(work)), new)
