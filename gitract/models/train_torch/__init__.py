@@ -41,7 +41,7 @@ logits against (N, C, H, W) float targets in {0, 1} (multilabel: one sigmoid per
 
 Submodules: ``_config`` (:class:`TrainConfig`, :class:`FitHistory`), ``_loss`` (losses and
 validation scores), ``_schedule`` (learning rate, EMA), ``_distributed``, ``_loader``,
-``_run`` (:func:`run_training`), ``_loop`` (:func:`fit_net`) and ``_checkpoint`` (file io).
+``_run`` (:func:`run_training`, and :func:`fit_net`, its caller for a :class:`TrainConfig`) and ``_checkpoint`` (file io).
 The private helpers are re-exported here (``# noqa: F401``) for the code and tests that
 import them from this module.
 """
@@ -58,7 +58,6 @@ from gitract.models.train_torch._distributed import (
     world,
 )
 from gitract.models.train_torch._loader import make_loader
-from gitract.models.train_torch._loop import fit_net
 from gitract.models.train_torch._loss import (
     LOSSES,
     autocast,
@@ -72,6 +71,7 @@ from gitract.models.train_torch._run import (
     _better,  # noqa: F401
     _deterministic,  # noqa: F401
     _progress,  # noqa: F401
+    fit_net,
     run_training,
 )
 from gitract.models.train_torch._schedule import ema_decay_at, lr_at, make_ema
