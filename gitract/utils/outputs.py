@@ -16,13 +16,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from gitract.utils.io import write_text_atomic
+from gitract.utils.io import file_in_the_way, write_text_atomic
 
 log = logging.getLogger("gitract.outputs")
 
 __all__ = ["MARKER", "OutputFolder", "OutputFolderError", "check_output_file",
            "check_output_folder",
-           "describe_entries", "first_file_component", "read_marker"]
+           "describe_entries", "read_marker"]
 
 #: The marker a command leaves in a folder it created or adopted.
 MARKER = ".gitract.json"
@@ -30,15 +30,6 @@ MARKER = ".gitract.json"
 
 class OutputFolderError(ValueError):
     """A command was asked to write where it must not (the message names the folder)."""
-
-
-def first_file_component(path: Path) -> Path | None:
-    """The first component of ``path`` (itself included) that exists and is not a folder."""
-    path = Path(path)
-    for part in [*reversed(path.parents), path]:
-        if part.exists() and not part.is_dir():
-            return part
-    return None
 
 
 def describe_entries(names: Iterable[str], *, limit: int = 5) -> str:
@@ -122,7 +113,7 @@ def check_output_folder(
         did not write for this kind of output and ``force`` is False.
     """
     out = Path(path)
-    blocker = first_file_component(out)
+    blocker = file_in_the_way(out)
     if blocker is not None:
         what = "is a file" if blocker == out else f"{blocker} is a file"
         raise OutputFolderError(f"{out}: {what}, not a folder; choose another output folder")
@@ -162,7 +153,7 @@ def check_output_file(path: str | Path, *, header: str, command: str,
         something else and ``force`` is False.
     """
     out = Path(path)
-    blocker = first_file_component(out.parent)
+    blocker = file_in_the_way(out.parent)
     if blocker is not None:
         raise OutputFolderError(f"{out}: {blocker} is a file, not a folder; choose another "
                                 "output path")
