@@ -84,6 +84,10 @@ def _with(path: str, value):
     ("split.n_folds", "five", "split.n_folds: expected an int, got 'five'"),
     ("split.val_fraction", 1.5, "split.val_fraction: must be in (0, 1)"),
     ("split.cross_validate", True, "split.n_folds: cross_validate needs n_folds >= 2"),
+    ("split.n_folds", 5, "split.n_folds: 5 folds without cross_validate: true would run only "
+                         "the first"),
+    ("data.exclude", "case7_day0", "data.exclude: "),
+    ("data.exclude", ["case7_day0", ""], "data.exclude: holds case or case-day ids, got ''"),
     ("data.kind", "kagle", "data.kind: must be one of kaggle, phantom, "),
     ("data.phantom.n_cases", "three", "data.phantom.n_cases: expected an int, got 'three'"),
     ("data.phantom.n_slices", 2, "data.phantom.n_slices: must be >= 4"),
@@ -222,11 +226,11 @@ def test_set_overrides_dotted_keys_and_tracks_by_name(tmp_path):
 
     path = tmp_path / "c.yaml"
     path.write_text(yaml_text(BASE))
-    cfg = load_config(path, sets=["data.path=/data/x y", "split.n_folds=3",
+    cfg = load_config(path, sets=["data.path=/data/x y", "split.n_val=3",
                                   "tracks.unet.params.max_steps=100",
                                   "tracks.1.params.model_params.num_leaves=7",
                                   "data.phantom.n_cases=2", "min_sizes=[0, 64]"])
-    assert cfg.data.path == "/data/x y" and cfg.split.n_folds == 3
+    assert cfg.data.path == "/data/x y" and cfg.split.n_val == 3
     assert cfg.tracks[2].params["max_steps"] == 100
     assert cfg.tracks[1].params["model_params"] == {"num_leaves": 7}
     assert cfg.data.phantom == {"n_cases": 2} and cfg.min_sizes == (0, 64)

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from gitract.compare._files import clean, write_json
+from gitract.compare._report_split import split_coverage_lines
 from gitract.compare._report_statistics import convergence_lines, paired_section
 from gitract.compare._report_tables import (  # noqa: F401  (main_table: notebooks use it)
     _markdown_table,
@@ -216,6 +217,7 @@ def build_report(out: str | Path, *, n_resamples: int = N_RESAMPLES,
     ]
     for k, f in enumerate(splits["folds"]):
         lines.append(f"  - fold {k}: train {f['train']}, val {f['val']}, test {f['test']}")
+    lines += split_coverage_lines(splits)
     lines += [
         f"- Test slices scored (all folds): {n_slices}",
         # The conventions sentence says how the rows and volumes are formed (and names the

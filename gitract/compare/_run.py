@@ -101,7 +101,8 @@ def load_index(config: ExperimentConfig) -> DatasetIndex:
             raise DataError(f"{path}: train.csv is missing (training and scoring need its "
                             "masks; a Kaggle-layout folder holds train.csv next to train/)")
         raise DataError(f"{path}: holds no masks (training and scoring need them)")
-    return index.restrict(max_cases=data.max_cases, slice_step=data.slice_step)
+    return index.restrict(max_cases=data.max_cases, slice_step=data.slice_step,
+                         exclude=data.exclude)
 
 
 def load_stacks(config: ExperimentConfig) -> list[SliceStack]:
@@ -249,6 +250,7 @@ def run_comparison(
                                           "parallel": asdict(parallel)})
             log.info("indexed %d scans, %d cases, %d slices", len(index.scans),
                      len(index.cases()), index.n_slices)
+            _log_split(splits)
             write_json(out / "splits.json", splits)
             _run_steps(config, out, index, splits, folds, track_seed, parallel, stop_after)
             aggregate_run(out, config)
@@ -290,6 +292,9 @@ def prepare_run(config: ExperimentConfig, source: str, track_seed: int, *,
     except (TypeError, ValueError) as exc:
         raise DataError(f"{source}: split: {exc} ({len(index.cases())} cases)") from None
     splits["dataset"] = dataset_description(config)
+    splits["excluded"] = {k: list(v) for k, v in index.excluded.items()}
+    tested = {c for _, _, test in folds for c in test}
+    splits["untested"] = [c for c in splits["cases"] if c not in tested]
     return index, splits, folds
 
 
@@ -331,6 +336,21 @@ def _run_steps(config, out, index, splits, folds, track_seed, parallel, stop_aft
             computed += 1
             if stop_after is not None and computed >= stop_after:
                 raise RunInterrupted(f"stopped after {computed} steps (stop_after)")
+
+
+def _log_split(splits: dict) -> None:
+    """Say which cases the split never tests and what ``data.exclude`` dropped."""
+    untested, n = splits.get("untested", []), len(splits["cases"])
+    if untested:
+        log.warning("%d of %d cases are never tested (%s): %s", len(untested), n,
+                    splits["scheme"], ", ".join(untested))
+    else:
+        log.info("every one of the %d cases is tested", n)
+    for name, keys in splits.get("excluded", {}).items():
+        if keys:
+            log.info("data.exclude %s: %d scan(s) left out (%s)", name, len(keys), ", ".join(keys))
+        else:
+            log.warning("data.exclude %s: no such case or case-day in the dataset", name)
 
 
 def _where(parallel: ParallelConfig) -> str:

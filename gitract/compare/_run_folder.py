@@ -63,13 +63,18 @@ def _comparable(config: dict) -> Any:
 
 def config_differences(old: Any, new: Any, prefix: str = "") -> list[str]:
     """Dotted keys whose values differ between two JSON-like configs (``+key`` only in
-    ``new``, ``-key`` only in ``old``)."""
+    ``new``, ``-key`` only in ``old``).
+
+    A key only in ``new`` whose value is empty (``None``, ``[]``, ``{}``) is no difference:
+    a later version added the setting, and its empty value means what its absence meant
+    (``data.exclude: []`` excludes nothing)."""
     if isinstance(old, dict) and isinstance(new, dict):
         out = []
         for key in sorted(set(old) | set(new), key=str):
             path = f"{prefix}.{key}" if prefix else str(key)
             if key not in old:
-                out.append(f"+{path}")
+                if new[key] not in (None, [], {}):
+                    out.append(f"+{path}")
             elif key not in new:
                 out.append(f"-{path}")
             else:

@@ -25,6 +25,8 @@ class DataConfig:
     keeps every n-th slice of each stack (a lighter run; stated in the report).
     ``cache_scans`` keeps decoded Kaggle-layout scans in the cache folder (as nnU-Net's
     preprocessed folder): the first pass decodes PNGs and RLE, later passes load arrays.
+    ``exclude`` drops cases (``case7``) or case-days (``case7_day0``) before the split is
+    made, e.g. scans with known faulty masks; the report lists them.
     """
 
     kind: str = "phantom"
@@ -34,10 +36,17 @@ class DataConfig:
     max_cases: int | None = None
     slice_step: int = 1
     cache_scans: bool = False
+    exclude: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not isinstance(self.slice_step, int) or self.slice_step < 1:
             raise ValueError(f"data.slice_step must be a positive int, got {self.slice_step!r}")
+        if isinstance(self.exclude, str):
+            raise ValueError(f"data.exclude must be a list of ids, got {self.exclude!r}")
+        object.__setattr__(self, "exclude", tuple(self.exclude))
+        blank = [e for e in self.exclude if not isinstance(e, str) or not e.strip()]
+        if blank:
+            raise ValueError(f"data.exclude holds case or case-day ids, got {blank[0]!r}")
 
 
 @dataclass(frozen=True)

@@ -121,9 +121,14 @@ def _split(values: Any) -> SplitConfig:
         "test_fraction": between(0.0, 1.0, open_high=True),
         "val_fraction": between(0.0, 1.0, open_low=True, open_high=True),
         "n_val": at_least(0)})
-    if checked.get("cross_validate") and checked.get("n_folds", SplitConfig.n_folds) < 2:
-        raise KeyProblem("split.n_folds", "cross_validate needs n_folds >= 2, got "
-                                          f"{checked.get('n_folds', SplitConfig.n_folds)}")
+    n_folds = checked.get("n_folds", SplitConfig.n_folds)
+    if checked.get("cross_validate") and n_folds < 2:
+        raise KeyProblem("split.n_folds", f"cross_validate needs n_folds >= 2, got {n_folds}")
+    if not checked.get("cross_validate") and n_folds > 1:
+        # A held-out split runs one train/val split: more folds would be made and dropped.
+        raise KeyProblem("split.n_folds", f"{n_folds} folds without cross_validate: true would "
+                         "run only the first; set cross_validate: true (every case tested "
+                         "once) or n_folds: 1")
     return _build(SplitConfig, checked, "split")
 
 

@@ -163,6 +163,7 @@ class DatasetIndex:
     _sources: dict[str, ScanSource] = field(repr=False, default_factory=dict)
     _fingerprint: str = ""
     _n_files: int = 0
+    excluded: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def keys(self) -> list[str]:
         return [s.key for s in self.scans]
@@ -220,12 +221,21 @@ class DatasetIndex:
         return {"n_files": self._n_files, "n_scans": len(self.scans),
                 "n_slices": self.n_slices, "sha1": self._fingerprint}
 
-    def restrict(self, *, max_cases: int | None = None, slice_step: int = 1) -> DatasetIndex:
-        """Keep the first ``max_cases`` cases (natural order) and every ``slice_step``-th
-        slice of each scan."""
-        keep = set(self.cases()[:max_cases]) if max_cases is not None else None
+    def restrict(self, *, max_cases: int | None = None, slice_step: int = 1,
+                 exclude: Sequence[str] = ()) -> DatasetIndex:
+        """Drop the ``exclude`` cases and case-days (scan keys), then keep the first
+        ``max_cases`` cases (natural order) and every ``slice_step``-th slice of each scan.
+
+        The result's ``excluded`` maps each id of ``exclude`` to the scans it dropped (none:
+        the id is not in the dataset).
+        """
+        dropped = {e: tuple(r.key for r in self.scans if e in (r.key, r.case)) for e in exclude}
+        gone = {k for keys in dropped.values() for k in keys}
+        kept = [r for r in self.scans if r.key not in gone]
+        cases = sorted({r.case for r in kept}, key=natural_key)
+        keep = set(cases[:max_cases]) if max_cases is not None else None
         scans, sources = [], {}
-        for ref in self.scans:
+        for ref in kept:
             if keep is not None and ref.case not in keep:
                 continue
             src = self._sources[ref.key]
@@ -236,9 +246,10 @@ class DatasetIndex:
                 ref = new_ref
             scans.append(ref)
             sources[ref.key] = src
-        digest = _sha1([self._fingerprint, str(max_cases), str(slice_step)])
+        parts = [self._fingerprint, str(max_cases), str(slice_step)]
+        digest = _sha1(parts + sorted(gone) if gone else parts)
         return DatasetIndex(self.kind, self.classes, tuple(scans), sources, digest,
-                            self._n_files)
+                            self._n_files, dropped)
 
 
 def _sha1(parts: Sequence[str]) -> str:

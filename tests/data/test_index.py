@@ -62,6 +62,19 @@ def test_restrict_keeps_cases_and_every_nth_slice(phantom_dir):
     assert index.fingerprint()["sha1"] != index_dataset("kaggle", phantom_dir).fingerprint()["sha1"]
 
 
+def test_restrict_excludes_cases_and_case_days_before_max_cases(phantom_dir):
+    full = index_dataset("kaggle", phantom_dir)
+    day = full.scans[0].key  # case1's first day
+    index = full.restrict(exclude=[day, "case2", "case9_day1"], max_cases=1)
+    assert index.cases() == ["case1"] and day not in index.keys()
+    assert [r.case for r in index.scans] == ["case1"]  # case1's other day is kept
+    assert index.excluded == {day: (day,), "case2": tuple(full.keys_of(["case2"])),
+                              "case9_day1": ()}
+    assert len(index.excluded["case2"]) == 2
+    assert index.fingerprint()["sha1"] != full.restrict(max_cases=1).fingerprint()["sha1"]
+    assert full.restrict().excluded == {}
+
+
 def test_bad_layout_is_one_error_naming_the_folder(tmp_path):
     (tmp_path / "train").mkdir()
     with pytest.raises(DataError, match="no scans found"):
