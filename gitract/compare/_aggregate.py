@@ -81,7 +81,7 @@ def aggregate_run(out: Path, config: ExperimentConfig | None = None) -> dict:
         "conventions": tracks and next(iter(tracks.values()))[0].get("conventions"),
         "n_folds": len(splits["folds"]),
         "tracks": summary_tracks,
-        "statistics": folder_statistics(out, list(summary_tracks), seed=config.seed),
+        "statistics": folder_statistics(out, summary_tracks, seed=config.seed),
     }
     write_json(out / "summary.json", clean(summary))
     return summary

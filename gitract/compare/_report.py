@@ -10,7 +10,11 @@ import pandas as pd
 
 from gitract.compare._files import clean, write_json
 from gitract.compare._report_split import split_coverage_lines
-from gitract.compare._report_statistics import convergence_lines, paired_section
+from gitract.compare._report_statistics import (
+    convergence_lines,
+    empty_readings_section,
+    paired_section,
+)
 from gitract.compare._report_tables import (  # noqa: F401  (main_table: notebooks use it)
     _markdown_table,
     _table_text,
@@ -189,7 +193,7 @@ def build_report(out: str | Path, *, n_resamples: int = N_RESAMPLES,
     splits = summary["split"]
     if not any(f["test"] for f in splits["folds"]):
         return build_training_report(out, summary, config, env)
-    stats = clean(folder_statistics(out, list(summary["tracks"]), seed=config["seed"],
+    stats = clean(folder_statistics(out, summary["tracks"], seed=config["seed"],
                                     n_resamples=n_resamples, confidence=confidence))
     if summary.get("statistics") != stats:
         summary["statistics"] = stats
@@ -241,6 +245,7 @@ def build_report(out: str | Path, *, n_resamples: int = N_RESAMPLES,
     lines.append(_markdown_table(summary, classes) if any_track else "(no finished track)")
     lines += ["", "## Summary (generated from the numbers)", "", written_summary(summary), ""]
     lines += paired_section(stats)
+    lines += empty_readings_section(stats)
     training = training_lines(summary)
     if training or stats["convergence"]:
         lines += ["## Training of the deep tracks", "",

@@ -14,6 +14,7 @@ from gitract.compare._report_statistics import (
     interval_text,
     plural,
 )
+from gitract.compare._statistics import validation_values
 
 #: The report's words for each track kind (the written summary ranks these families).
 FAMILIES = {"blocks": "classical block classifiers", "cnn": "CNN block classifiers",
@@ -129,6 +130,38 @@ def _markdown_table(summary: dict, classes: list[str]) -> str:
     return "\n".join(lines)
 
 
+def family_representatives(tracks: dict, test_scores: dict[str, float]
+                           ) -> tuple[dict[str, str], str]:
+    """Each family's representative track and the rule that chose it: the highest
+    validation score where every track of the run has one (the test cases choose nothing),
+    else, for an older run folder, the highest test score."""
+    val = {n: v.get("score", math.nan) for n, v in validation_values(tracks).items()}
+    on_validation = bool(val) and all(math.isfinite(v) for v in val.values())
+    key = val if on_validation else test_scores
+    chosen: dict[str, str] = {}
+    for name, t in tracks.items():
+        family = FAMILIES.get(t.get("kind"), t.get("kind"))
+        if not math.isfinite(float(test_scores.get(name, math.nan))):
+            continue
+        if family not in chosen or key[name] > key[chosen[family]]:
+            chosen[family] = name
+    return chosen, "validation" if on_validation else "test"
+
+
+def family_lines(tracks: dict, test_scores: dict[str, float]) -> list[str]:
+    """The written summary's ranking of the families, each by its representative."""
+    chosen, rule = family_representatives(tracks, test_scores)
+    if len(chosen) < 2:
+        return []
+    ordered = sorted(chosen.items(), key=lambda kv: -float(test_scores[kv[1]]))
+    parts = [f"{k} ({n}, {float(test_scores[n]):.3f})" for k, n in ordered]
+    how = ("each family's track with the highest validation score" if rule == "validation"
+           else "each family's track with the highest test score (no validation scores "
+           "recorded)")
+    return ["- By family, ranked by test score (point estimates; representative: "
+            f"{how}): " + "; ".join(parts) + "."]
+
+
 def written_summary(summary: dict) -> str:
     """A few sentences on which approach wins where, generated from the numbers."""
     tracks = summary["tracks"]
@@ -153,18 +186,8 @@ def written_summary(summary: dict) -> str:
         lines.append(f"- Highest competition score: {name} ({v:.3f}); no interval available.")
         name, v = best("dice")
         lines.append(f"- Highest mean Dice: {name} ({v:.3f}); no interval available.")
-    kinds = {name: t.get("kind") for name, t in tracks.items()}
-    by_kind: dict[str, tuple[str, float]] = {}
     scores = table.set_index("track")["score"].astype(float)
-    for name in tracks:
-        s = float(scores[name])
-        k = FAMILIES.get(kinds[name], kinds[name])
-        if math.isfinite(s) and (k not in by_kind or s > by_kind[k][1]):
-            by_kind[k] = (name, s)
-    if len(by_kind) > 1:
-        ordered = sorted(by_kind.items(), key=lambda kv: -kv[1][1])
-        parts = [f"{k} (best {n}, {s:.3f})" for k, (n, s) in ordered]
-        lines.append("- By family, ranked by score (point estimates): " + "; ".join(parts) + ".")
+    lines += family_lines(tracks, scores.to_dict())
     sizes = {}
     for name, t in tracks.items():
         bs = (t.get("params") or {}).get("block_size")

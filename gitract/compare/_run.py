@@ -342,7 +342,7 @@ def _log_split(splits: dict) -> None:
     """Say which cases the split never tests and what ``data.exclude`` dropped."""
     untested, n = splits.get("untested", []), len(splits["cases"])
     if untested:
-        log.warning("%d of %d cases are never tested (%s): %s", len(untested), n,
+        log.info("%d of %d cases are never tested (%s): %s", len(untested), n,
                     splits["scheme"], ", ".join(untested))
     else:
         log.info("every one of the %d cases is tested", n)

@@ -1,5 +1,9 @@
 """A run's statistics from its tables alone: case-level bootstrap intervals, paired
-comparisons against the best track, and whether each deep track's training levelled off.
+comparisons against the reference track, and whether each deep track's training levelled off.
+
+The reference track of each comparison is the one with the highest *validation* value (the
+sweep that chose its thresholds, mean over folds), never the highest test value; the
+Wilcoxon p-values of one comparison are Holm-adjusted over its tracks.
 
 Everything here reads the run-level tables (``metrics_per_slice.csv``,
 ``metrics_per_case.csv``, ``training.csv``), so ``gitract report RUN_DIR`` recomputes it
@@ -11,7 +15,7 @@ reported apart).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +28,7 @@ from gitract.metrics import (
     bootstrap_interval,
     case_totals_by,
     case_values,
+    holm_adjust,
     paired_bootstrap,
     paired_wilcoxon,
     weighted_metrics,
@@ -129,15 +134,60 @@ def _estimate(totals: CaseTotals, metric: str) -> float:
     return float(weighted_metrics(totals, np.ones(totals.n_cases))[metric])
 
 
+def validation_values(summary_tracks: Mapping[str, dict]) -> dict[str, dict[str, float]]:
+    """Per track, the validation ``score``, ``dice`` and ``dice:<class>`` that choices are
+    made on: per fold the mean over classes of the tuned thresholds' validation values
+    (``folds[k]["validation"]``), then the mean over folds; NaN where a fold has none.
+
+    Examples
+    --------
+    >>> folds = [{"validation": {"a": {"score": 0.6, "dice": 0.4}, "b": {"score": 0.8,
+    ...                                                                  "dice": 0.6}}}]
+    >>> validation_values({"t": {"folds": folds}})["t"]
+    {'score': 0.7, 'dice': 0.5, 'dice:a': 0.4, 'dice:b': 0.6}
+    """
+    out = {}
+    for name, track in summary_tracks.items():
+        per_fold: dict[str, list[float]] = {}
+        for fold in track.get("folds") or []:
+            val = fold.get("validation") or {}
+            for metric in ("score", "dice"):
+                vals = [_number((v or {}).get(metric)) for v in val.values()]
+                per_fold.setdefault(metric, []).append(float(np.mean(vals)) if vals
+                                                       else math.nan)
+            for cls, v in val.items():
+                per_fold.setdefault(f"dice:{cls}", []).append(_number((v or {}).get("dice")))
+        out[name] = {k: round(float(np.mean(v)), 6) for k, v in per_fold.items()}
+    return out
+
+
+def _number(value) -> float:
+    return math.nan if value is None else float(value)
+
+
 def _compare(totals: dict[str, CaseTotals], metric: str, *, n_resamples: int,
-             confidence: float, seed: int) -> dict:
-    """The track with the highest ``metric`` against each other track, paired."""
+             confidence: float, seed: int, validation: Mapping[str, float] | None = None
+             ) -> dict:
+    """The reference track against each other track, paired on the test cases.
+
+    The reference is the track with the highest ``validation`` value where every track has
+    one; otherwise (an older run folder, no validation cases) the highest test value, and
+    ``reference_rule`` says which. A track is *distinguishable* from the reference when
+    there are enough test cases, the bootstrap interval of the difference excludes 0 and
+    the Holm-adjusted Wilcoxon p-value is below ``1 - confidence``.
+    """
     ones = {name: case_values(t) for name, t in totals.items()}
     means = {name: _estimate(t, metric) for name, t in totals.items()}
     finite = [n for n, v in means.items() if math.isfinite(v)]
     if not finite:
         return {"reference": None, "tracks": {}}
-    reference = max(finite, key=lambda n: means[n])  # first of equal tracks, in track order
+    val = {n: float((validation or {}).get(n, math.nan)) for n in finite}
+    if all(math.isfinite(v) for v in val.values()):
+        reference = max(finite, key=lambda n: val[n])  # first of equal tracks, in track order
+        rule = "validation"
+    else:
+        reference = max(finite, key=lambda n: means[n])
+        rule = "test"
     # Too few cases: the intervals are still reported, but no difference is claimed.
     enough = totals[reference].n_cases >= MIN_PAIRED_CASES
     rows = {}
@@ -148,10 +198,17 @@ def _compare(totals: dict[str, CaseTotals], metric: str, *, n_resamples: int,
                                 confidence=confidence, random_state=seed)
         test = paired_wilcoxon(ones[reference][metric], ones[name][metric])
         rows[name] = {"difference": {m: iv.to_dict() for m, iv in diff.items()},
-                      "distinguishable": enough and diff[metric].excludes(0.0),
+                      "excludes_zero": bool(diff[metric].excludes(0.0)),
+                      "reference_higher": bool(diff[metric].estimate > 0),
                       "wilcoxon": test.to_dict()}
-    return {"reference": reference, "estimate": means[reference], "enough_cases": enough,
-            "tracks": rows}
+    adjusted = holm_adjust([r["wilcoxon"]["pvalue"] for r in rows.values()])
+    for row, p in zip(rows.values(), adjusted):
+        row["wilcoxon"]["pvalue_holm"] = None if math.isnan(p) else float(p)
+        row["distinguishable"] = bool(enough and row["excludes_zero"]
+                                      and p < 1.0 - confidence)
+    return {"reference": reference, "reference_rule": rule, "estimate": means[reference],
+            "validation": val[reference] if rule == "validation" else None,
+            "enough_cases": enough, "tracks": rows}
 
 
 def run_statistics(
@@ -163,6 +220,7 @@ def run_statistics(
     seed: int,
     n_resamples: int = N_RESAMPLES,
     confidence: float = CONFIDENCE,
+    validation: Mapping[str, Mapping[str, float]] | None = None,
 ) -> dict:
     """Bootstrap intervals, paired comparisons and convergence of a run (JSON-able).
 
@@ -177,6 +235,9 @@ def run_statistics(
     seed : int
         The run's seed: every bootstrap uses it, so the paired resamples are the same cases
         for every pair of tracks.
+    validation : mapping, optional
+        Per track, its validation values (:func:`validation_values`): each comparison's
+        reference is the track highest on them.
 
     Returns
     -------
@@ -185,8 +246,9 @@ def run_statistics(
         high}`` over the pooled test cases, ``per_class`` Dice estimates), ``comparisons``
         (per compared quantity ``score``, ``dice``, ``dice:<class>``: the ``reference``
         track and, per other track, the paired ``difference`` intervals, whether the
-        interval excludes 0, never with fewer than ``MIN_PAIRED_CASES`` test cases, and a
-        Wilcoxon test on per-case values), ``convergence`` and the settings.
+        interval excludes 0, a Wilcoxon test on per-case values with its Holm-adjusted
+        p-value, and whether the difference is claimed: never with fewer than
+        ``MIN_PAIRED_CASES`` test cases), ``convergence`` and the settings.
     """
     out = {"method": "case-level bootstrap: test cases resampled with replacement, pooled "
                      "over folds; percentile intervals",
@@ -215,12 +277,55 @@ def run_statistics(
             **{m: v.to_dict() for m, v in iv.items()},
             "per_class": {c: {"dice": _estimate(scopes[c][name], "dice")} for c in classes},
         }
+    out["empty_readings"] = empty_row_readings(per_slice, per_case, names)
     kw = {"n_resamples": n_resamples, "confidence": confidence, "seed": seed}
-    out["comparisons"]["score"] = _compare(scopes[None], "score", **kw)
-    out["comparisons"]["dice"] = _compare(scopes[None], "dice", **kw)
+    val = validation or {}
+
+    def chosen_on(key):
+        return {n: v[key] for n, v in val.items() if key in v}
+
+    out["comparisons"]["score"] = _compare(scopes[None], "score", validation=chosen_on("score"),
+                                           **kw)
+    out["comparisons"]["dice"] = _compare(scopes[None], "dice", validation=chosen_on("dice"),
+                                          **kw)
     for cls in classes:
-        out["comparisons"][f"dice:{cls}"] = _compare(scopes[cls], "dice", **kw)
+        out["comparisons"][f"dice:{cls}"] = _compare(
+            scopes[cls], "dice", validation=chosen_on(f"dice:{cls}"), **kw)
     return out
+
+
+def empty_row_readings(per_slice: pd.DataFrame, per_case: pd.DataFrame,
+                       tracks: Sequence[str]) -> dict[str, dict]:
+    """Each track's pooled Dice and score under the three readings of the rows whose true
+    and predicted masks are both empty: ``left_out`` of the Dice mean (the run's NaN rows),
+    counted ``one`` (Dice 1) and counted ``zero`` (Dice 0); the official grader is private
+    and Kaggle's text gives both. The Hausdorff term is the run's in every reading.
+
+    ``n_left_out`` counts the NaN Dice rows: under conventions that leave both-empty rows
+    out (the default), exactly those rows; 0 when the run scored them already.
+    """
+    if per_slice.empty or per_case.empty:
+        return {}
+    blank = (per_slice["metric"] == "dice") & per_slice["value"].isna()
+    out: dict[str, dict] = {}
+    for reading, fill in (("left_out", None), ("one", 1.0), ("zero", 0.0)):
+        table = per_slice if fill is None else per_slice.assign(
+            value=per_slice["value"].mask(blank, fill))
+        totals = case_totals_by(table, per_case, by=("model",))
+        for name in tracks:
+            if (name,) not in totals:
+                continue
+            est = _estimate_all(totals[(name,)])
+            out.setdefault(name, {})[reading] = {"dice": est["dice"], "score": est["score"]}
+    for name in out:
+        rows = per_slice[(per_slice["model"] == name) & (per_slice["metric"] == "dice")]
+        out[name]["n_rows"] = int(len(rows))
+        out[name]["n_left_out"] = int(rows["value"].isna().sum())
+    return out
+
+
+def _estimate_all(totals: CaseTotals) -> dict[str, float]:
+    return {k: float(v) for k, v in weighted_metrics(totals, np.ones(totals.n_cases)).items()}
 
 
 def _read(path: Path) -> pd.DataFrame:
@@ -232,11 +337,13 @@ def _read(path: Path) -> pd.DataFrame:
         return pd.DataFrame()
 
 
-def folder_statistics(out: str | Path, tracks: Sequence[str], *, seed: int,
+def folder_statistics(out: str | Path, summary_tracks: Mapping[str, dict], *, seed: int,
                       n_resamples: int = N_RESAMPLES, confidence: float = CONFIDENCE) -> dict:
-    """:func:`run_statistics` of a run folder's tables."""
+    """:func:`run_statistics` of a run folder's tables; ``summary_tracks`` (the summary's
+    ``tracks``, in the report's order) gives the names and the validation values."""
     out = Path(out)
     return run_statistics(_read(out / "metrics_per_slice.csv"),
                           _read(out / "metrics_per_case.csv"),
-                          _read(out / "training.csv"), tracks=tracks, seed=seed,
-                          n_resamples=n_resamples, confidence=confidence)
+                          _read(out / "training.csv"), tracks=list(summary_tracks), seed=seed,
+                          n_resamples=n_resamples, confidence=confidence,
+                          validation=validation_values(summary_tracks))

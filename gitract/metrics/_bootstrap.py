@@ -380,3 +380,27 @@ def paired_wilcoxon(
                               f"the test needs {min_cases} to reach p < 0.05")
     res = wilcoxon(diff, zero_method="wilcox", alternative="two-sided")
     return WilcoxonResult(float(res.pvalue), float(res.statistic), n)
+
+
+def holm_adjust(pvalues: ArrayLike) -> NDArray[np.float64]:
+    """Holm's step-down adjustment of a family of p-values (family-wise error control).
+
+    The i-th smallest of the ``m`` finite p-values is multiplied by ``m - i`` (i from 0),
+    made non-decreasing in that order and capped at 1; NaN (a test not run) stays NaN and
+    does not count in ``m``. Reject where the adjusted value is below alpha.
+
+    Examples
+    --------
+    >>> holm_adjust([0.01, 0.04, 0.03, float("nan")]).round(3).tolist()
+    [0.03, 0.06, 0.06, nan]
+    """
+    p = np.asarray(pvalues, dtype=np.float64)
+    out = np.full(p.shape, np.nan)
+    finite = np.flatnonzero(np.isfinite(p))
+    m = finite.size
+    if m == 0:
+        return out
+    order = finite[np.argsort(p[finite], kind="stable")]
+    scaled = p[order] * (m - np.arange(m))
+    out[order] = np.minimum(np.maximum.accumulate(scaled), 1.0)
+    return out
