@@ -217,3 +217,23 @@ def plot_learning_curves(curves: pd.DataFrame):
         # empty right panel: the legend goes with the training loss then.
         axes[r, 1 if val_col is not None else 0].legend(fontsize=7)
     return fig
+
+
+def plot_data_regime(table: pd.DataFrame, ax=None):
+    """Score against training cases (log scale), one line per track with its interval as
+    a band; ``table`` is a run's ``learning_curve.csv``."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 4), layout="constrained")
+    for i, (name, g) in enumerate(table.groupby("track", sort=False)):
+        g = g.sort_values("train_cases")
+        colour = _colour(name, i)
+        ax.plot(g["train_cases"], g["score"], marker="o", color=colour, label=name)
+        if g["score_low"].notna().all() and g["score_high"].notna().all():
+            ax.fill_between(g["train_cases"], g["score_low"], g["score_high"], color=colour,
+                            alpha=0.15)
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("training cases per fold")
+    ax.set_ylabel("competition score (test)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    return ax

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from gitract.compare._files import clean, write_json
+from gitract.compare._learning_curve import curve_lines
 from gitract.compare._report_split import split_coverage_lines
 from gitract.compare._report_statistics import (
     convergence_lines,
@@ -26,7 +27,7 @@ from gitract.compare._statistics import CONFIDENCE, N_RESAMPLES, folder_statisti
 from gitract.utils.io import atomic_path, write_text_atomic
 
 FIGURES = ("probability_maps", "threshold_sweeps", "reliability", "confusion", "empty_slices",
-           "learning_curves")
+           "learning_curves", "data_regime")
 
 
 def _save_fig(fig, path: Path, *, dpi: int = 100) -> None:
@@ -169,6 +170,11 @@ def _figures(out: Path, summary: dict, classes: list[str]) -> tuple[dict, dict, 
     else:
         skipped["learning_curves"] = ("no training curve in this run folder (no deep track, "
                                       "or a run older than `training.csv`)")
+    regime = _read_table(out / "learning_curve.csv")
+    if len(regime):  # only a run with a data-regime curve draws (and mentions) it
+        ax = plots.plot_data_regime(regime)
+        _save_fig(ax.figure, figdir / "data_regime.png")
+        made["data_regime"].append("data_regime.png")
     return made, skipped, notes
 
 
@@ -246,6 +252,7 @@ def build_report(out: str | Path, *, n_resamples: int = N_RESAMPLES,
     lines += ["", "## Summary (generated from the numbers)", "", written_summary(summary), ""]
     lines += paired_section(stats)
     lines += empty_readings_section(stats)
+    lines += curve_lines(_read_table(out / "learning_curve.csv"))
     training = training_lines(summary)
     if training or stats["convergence"]:
         lines += ["## Training of the deep tracks", "",
@@ -261,6 +268,7 @@ def build_report(out: str | Path, *, n_resamples: int = N_RESAMPLES,
                      "8-pixel grid, row-normalised)",
         "empty_slices": "False positives on organ-free slices, per class",
         "learning_curves": "Learning curves of the deep tracks (training loss, validation)",
+        "data_regime": "Data-regime curve: test score against training cases per fold",
     }
     for key in FIGURES:
         for fname in made.get(key, []):

@@ -34,7 +34,8 @@ from pathlib import Path
 
 from gitract.compare._aggregate import aggregate_run
 from gitract.compare._environment import dataset_description, environment_info
-from gitract.compare._files import hash_key, write_json
+from gitract.compare._files import hash_key, write_csv, write_json
+from gitract.compare._learning_curve import CURVE_DIR, curve_plan, curve_runs, curve_table
 from gitract.compare._report import build_report
 from gitract.compare._run_folder import check_run_folder, forced_note
 from gitract.compare._scan_eval import example_candidates
@@ -254,6 +255,7 @@ def run_comparison(
             write_json(out / "splits.json", splits)
             _run_steps(config, out, index, splits, folds, track_seed, parallel, stop_after)
             aggregate_run(out, config)
+            _run_curve(config, out, index, splits, folds, track_seed, parallel, stop_after)
             if report:
                 build_report(out)
             log.info("run finished: %s", out)
@@ -295,7 +297,19 @@ def prepare_run(config: ExperimentConfig, source: str, track_seed: int, *,
     splits["excluded"] = {k: list(v) for k, v in index.excluded.items()}
     tested = {c for _, _, test in folds for c in test}
     splits["untested"] = [c for c in splits["cases"] if c not in tested]
+    splits["train_slices"] = _train_slices(index, folds)
+    if config.learning_curve is not None:
+        try:
+            splits["learning_curve"] = curve_plan(folds, config.learning_curve.train_cases,
+                                                  config.seed)
+        except ValueError as exc:
+            raise DataError(f"{source}: {exc}") from None
     return index, splits, folds
+
+
+def _train_slices(index: DatasetIndex, folds) -> list[int]:
+    """Per fold, the number of training slices."""
+    return [sum(index.ref(k).n_slices for k in index.keys_of(train)) for train, _, _ in folds]
 
 
 def _run_steps(config, out, index, splits, folds, track_seed, parallel, stop_after) -> None:
@@ -336,6 +350,22 @@ def _run_steps(config, out, index, splits, folds, track_seed, parallel, stop_aft
             computed += 1
             if stop_after is not None and computed >= stop_after:
                 raise RunInterrupted(f"stopped after {computed} steps (stop_after)")
+
+
+def _run_curve(config, out, index, splits, folds, track_seed, parallel, stop_after) -> None:
+    """Each training size of the data-regime curve as a run of its own under
+    ``curve/n<size>/`` (same engine, same steps, same resume), then ``learning_curve.csv``."""
+    if not splits.get("learning_curve"):
+        return
+    for size, sub_splits, sub_folds in curve_runs(splits, folds):
+        sub = out / CURVE_DIR / f"n{size}"
+        sub.mkdir(parents=True, exist_ok=True)
+        sub_splits["train_slices"] = _train_slices(index, sub_folds)
+        write_json(sub / "splits.json", sub_splits)
+        log.info("learning curve: %d training case(s) per fold", size)
+        _run_steps(config, sub, index, sub_splits, sub_folds, track_seed, parallel, stop_after)
+        aggregate_run(sub, config)
+    write_csv(out / "learning_curve.csv", curve_table(out))
 
 
 def _log_split(splits: dict) -> None:

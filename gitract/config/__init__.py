@@ -17,6 +17,7 @@ from typing import Any
 from gitract.config._experiment import (
     DataConfig,
     ExperimentConfig,
+    LearningCurveConfig,
     ReportConfig,
     SplitConfig,
     TrackConfig,
@@ -32,6 +33,7 @@ __all__ = [
     "ConfigError",
     "DataConfig",
     "ExperimentConfig",
+    "LearningCurveConfig",
     "ReportConfig",
     "SplitConfig",
     "TrackConfig",

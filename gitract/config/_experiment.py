@@ -109,6 +109,26 @@ class ReportConfig:
 
 
 @dataclass(frozen=True)
+class LearningCurveConfig:
+    """The data-regime curve: every track trained again on nested, seeded subsets of each
+    fold's training cases (``train_cases`` cases each; validation and test cases unchanged),
+    scored on the same test cases (:mod:`gitract.compare._learning_curve`)."""
+
+    train_cases: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        sizes = tuple(self.train_cases)
+        object.__setattr__(self, "train_cases", sizes)
+        if not sizes:
+            raise ValueError("learning_curve.train_cases: give at least one number of cases")
+        if any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in sizes):
+            raise ValueError(f"learning_curve.train_cases: positive ints, got {list(sizes)}")
+        if list(sizes) != sorted(set(sizes)):
+            raise ValueError("learning_curve.train_cases: increasing, without repeats, got "
+                             f"{list(sizes)}")
+
+
+@dataclass(frozen=True)
 class ExperimentConfig:
     """A whole comparison run."""
 
@@ -126,6 +146,8 @@ class ExperimentConfig:
     #: Where per-scan stages run: ``{backend: joblib|dask, n_jobs: N, scheduler: ADDRESS}``
     #: (:class:`gitract.utils.parallel.ParallelConfig`); never part of a step's key.
     parallel: Any = None
+    #: ``{train_cases: [1, 2, 4, ...]}``: the data-regime curve (None: none).
+    learning_curve: LearningCurveConfig | None = None
 
     def __post_init__(self) -> None:
         if self.parallel is None:

@@ -13,6 +13,7 @@ from typing import Any
 from gitract.config._experiment import (
     DataConfig,
     ExperimentConfig,
+    LearningCurveConfig,
     ReportConfig,
     SplitConfig,
     TrackConfig,
@@ -61,7 +62,7 @@ def build_experiment(raw: Any) -> ExperimentConfig:
         raw = {}
     if not isinstance(raw, Mapping):
         raise KeyProblem("", f"expected a mapping of settings at the top level, got {show(raw)}")
-    sections = ("data", "split", "report", "parallel", "tracks", "metrics")
+    sections = ("data", "split", "report", "parallel", "tracks", "metrics", "learning_curve")
     for key in sections:
         if key in raw and raw[key] is None:  # "data:" with nothing under it, or "data: null"
             default = " (the embedded phantom)" if key == "data" else ""
@@ -81,7 +82,16 @@ def build_experiment(raw: Any) -> ExperimentConfig:
         parallel=_parallel(raw.get("parallel")),
         metrics=_metrics(raw.get("metrics")),
         tracks=_tracks(raw.get("tracks")),
+        learning_curve=_learning_curve(raw.get("learning_curve")),
     )
+
+
+def _learning_curve(values: Any) -> LearningCurveConfig | None:
+    if values is None:
+        return None
+    checked = check_dataclass(LearningCurveConfig, values, "learning_curve",
+                              rules={"train_cases": at_least(1)})
+    return _build(LearningCurveConfig, checked, "learning_curve")
 
 
 def _build(cls, values: dict, path: str):

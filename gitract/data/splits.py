@@ -274,3 +274,30 @@ def case_folds(
         train = sorted(c for c in rest if c not in val)
         folds.append((train, val, sorted(fold["val"])))
     return folds
+
+
+def nested_subsets(cases: Sequence[str], sizes: Sequence[int], *,
+                   random_state: int = 0) -> dict[int, list[str]]:
+    """Nested, seeded subsets of ``cases``: one permutation drawn with the seed, and the
+    subset of size ``n`` is its first ``n`` cases, so every smaller subset lies inside every
+    larger one (a learning curve then adds cases, never swaps them).
+
+    Raises
+    ------
+    ValueError
+        A size larger than the number of cases.
+
+    Examples
+    --------
+    >>> subsets = nested_subsets([f"c{i}" for i in range(6)], [1, 2, 4], random_state=0)
+    >>> [len(s) for s in subsets.values()]
+    [1, 2, 4]
+    >>> set(subsets[1]) <= set(subsets[2]) <= set(subsets[4])
+    True
+    """
+    pool = _unique_cases(cases)
+    too_big = [n for n in sizes if n > len(pool)]
+    if too_big:
+        raise ValueError(f"{too_big[0]} training cases asked, only {len(pool)} available")
+    order = [pool[i] for i in np.random.default_rng(random_state).permutation(len(pool))]
+    return {int(n): [c for c in pool if c in set(order[:n])] for n in sizes}
