@@ -198,6 +198,9 @@ def test_the_reference_is_chosen_on_validation_not_on_test():
                          "Holm-adjusted p < 0.05).")
     assert "| val_best lower |" in "\n".join(paired_section(stats))
     assert "the test cases play no part in choosing it" in "\n".join(paired_section(stats))
+    stats["best_on_validation_by_fold"] = ["val_best", "test_best"]  # folder_statistics' record
+    assert ("Highest validation score in each fold: fold 0 val_best, fold 1 test_best."
+            in "\n".join(paired_section(stats)))
     # Without a validation value for every track the rule falls back to test, and says so.
     stats = _stats(tracks, validation={"val_best": {"score": 0.7}})
     assert stats["comparisons"]["score"]["reference"] == "test_best"

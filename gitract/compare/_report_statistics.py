@@ -124,6 +124,15 @@ def _wilcoxon_cell(test: dict) -> str:
         + f" (n={test['n']})"
 
 
+def _by_fold_text(stats: dict) -> str:
+    """The per-fold record of the choice: which track each fold's validation alone picks."""
+    by_fold = stats.get("best_on_validation_by_fold") or []
+    if len(by_fold) < 2:
+        return ""
+    picks = ", ".join(f"fold {k} {n or 'n/a'}" for k, n in enumerate(by_fold))
+    return f" Highest validation score in each fold: {picks}."
+
+
 def paired_section(stats: dict) -> list[str]:
     """``## Paired comparisons``: the best track by score against each other track."""
     comp = (stats.get("comparisons") or {}).get("score") or {}
@@ -149,7 +158,8 @@ def paired_section(stats: dict) -> list[str]:
         f"the Holm-adjusted one (Holm's step-down correction over the {len(comp['tracks'])} "
         "comparisons of this table). *Distinguishable*: the interval of the score difference "
         f"excludes 0 **and** the Holm-adjusted p is below {1 - conf:.2f}, with at least "
-        f"{stats.get('min_paired_cases')} test cases; otherwise *not distinguishable*.", "",
+        f"{stats.get('min_paired_cases')} test cases; otherwise *not distinguishable*."
+        + _by_fold_text(stats), "",
         f"| track | Score | Δ Score [{conf:.0%} CI] | Δ Dice [{conf:.0%} CI] | "
         "Wilcoxon p → Holm (per-case score) | verdict |",
         "|---|---|---|---|---|---|",

@@ -134,6 +134,31 @@ def _estimate(totals: CaseTotals, metric: str) -> float:
     return float(weighted_metrics(totals, np.ones(totals.n_cases))[metric])
 
 
+def best_on_validation_by_fold(summary_tracks: Mapping[str, dict]) -> list[str | None]:
+    """Per fold, the track with the highest validation score of that fold (None where no
+    track has one): the choice the run would make from that fold alone.
+
+    Examples
+    --------
+    >>> def t(*scores):
+    ...     return {"folds": [{"validation": {"a": {"score": s}}} for s in scores]}
+    >>> best_on_validation_by_fold({"x": t(0.5, 0.9), "y": t(0.7, 0.8)})
+    ['y', 'x']
+    """
+    n = max((len(t.get("folds") or []) for t in summary_tracks.values()), default=0)
+    best: list[str | None] = []
+    for k in range(n):
+        scores = {}
+        for name, t in summary_tracks.items():
+            folds = t.get("folds") or []
+            val = (folds[k].get("validation") or {}) if k < len(folds) else {}
+            vals = [_number((v or {}).get("score")) for v in val.values()]
+            if vals and all(math.isfinite(v) for v in vals):
+                scores[name] = float(np.mean(vals))
+        best.append(max(scores, key=scores.get) if scores else None)
+    return best
+
+
 def validation_values(summary_tracks: Mapping[str, dict]) -> dict[str, dict[str, float]]:
     """Per track, the validation ``score``, ``dice`` and ``dice:<class>`` that choices are
     made on: per fold the mean over classes of the tuned thresholds' validation values
@@ -346,4 +371,5 @@ def folder_statistics(out: str | Path, summary_tracks: Mapping[str, dict], *, se
                           _read(out / "metrics_per_case.csv"),
                           _read(out / "training.csv"), tracks=list(summary_tracks), seed=seed,
                           n_resamples=n_resamples, confidence=confidence,
-                          validation=validation_values(summary_tracks))
+                          validation=validation_values(summary_tracks)) | {
+        "best_on_validation_by_fold": best_on_validation_by_fold(summary_tracks)}
