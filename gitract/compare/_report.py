@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from gitract.compare._files import clean, write_json
+from gitract.compare._report_postprocess import postprocess_section
 from gitract.compare._report_statistics import convergence_lines, paired_section
 from gitract.compare._report_tables import (  # noqa: F401  (main_table: notebooks use it)
     _markdown_table,
@@ -238,6 +239,7 @@ def build_report(out: str | Path, *, n_resamples: int = N_RESAMPLES,
               _table_text(summary), ""]
     lines.append(_markdown_table(summary, classes) if any_track else "(no finished track)")
     lines += ["", "## Summary (generated from the numbers)", "", written_summary(summary), ""]
+    lines += postprocess_section(summary)
     lines += paired_section(stats)
     training = training_lines(summary)
     if training or stats["convergence"]:
