@@ -159,6 +159,22 @@ def test_postprocess_keys_are_checked_in_one_line():
     with pytest.raises(ValueError, match=r"tracks\[0\]\.params\.postprocess\.z_margins: must "
                                          r"be in \[0, 1\]"):
         config_from_dict(track({"z_margins": [2.0]}))
+    with pytest.raises(ValueError, match=r"postprocess\.threshold_shifts: must be in "
+                                         r"\[-0\.5, 0\.5\]"):
+        config_from_dict(track({"threshold_shifts": [-0.7]}))
     with pytest.raises(ValueError, match=r"tracks\[0\]\.params\.postprocess\.components: "
                                          r"expected"):
         config_from_dict(track({"components": "yes"}))
+
+
+def test_a_threshold_moved_with_the_steps_stays_in_the_sweep_range():
+    from gitract.postprocessing import chosen_thresholds, shift_threshold
+
+    assert shift_threshold(0.5, -0.2) == pytest.approx(0.3)
+    assert shift_threshold(0.1, -0.2) == pytest.approx(0.05)   # not below the sweep's lowest
+    assert shift_threshold(0.03, -0.1) == pytest.approx(0.03)  # a lower one stays
+    assert shift_threshold(0.9, 0.2) == pytest.approx(0.95)
+    table = pd.DataFrame({"class": ["a", "a", "b"], "threshold_shift": [0.0, -0.1, -0.2],
+                          "chosen": [False, True, True]})
+    assert chosen_thresholds(table, [0.5, 0.6], ["a", "b"]) == pytest.approx((0.4, 0.4))
+    assert chosen_thresholds(table.iloc[:0], [0.5, 0.6], ["a", "b"]) == (0.5, 0.6)

@@ -30,8 +30,10 @@ from gitract.metrics import (
     score_stacks,
 )
 from gitract.postprocessing import (
+    apply_thresholds,
     class_positions,
     postprocess_statistics,
+    shift_threshold,
     sweep_statistics,
 )
 from gitract.utils.memory import release_memory
@@ -80,18 +82,23 @@ def training_positions(source: ScanSource) -> dict:
 def postprocess_validation(source: ScanSource, adapter, *, tuning, candidates, z_ranges,
                            conventions: MetricConventions, pool_factor: int) -> tuple:
     """``(volume-step sums, predict_s, sweep_s)`` of one validation scan at the tuned
-    thresholds ``tuning``."""
+    thresholds ``tuning``, each moved by every ``candidates["threshold_shift"]`` (kept at
+    within the sweep's range: :func:`gitract.postprocessing.shift_threshold`)."""
     stack = source.read()
     t0 = time.perf_counter()
     proba = adapter.predict_proba_stack(stack)
     t1 = time.perf_counter()
-    stats = postprocess_statistics(proba, tuning.apply(proba), stack, candidates=candidates,
-                                   z_ranges=z_ranges, conventions=conventions,
-                                   pool_factor=pool_factor)
+    parts = []
+    for shift in candidates["threshold_shift"]:
+        thresholds = [shift_threshold(t, shift) for t in tuning.thresholds]
+        masks = apply_thresholds(proba, thresholds, min_size=tuning.min_sizes)
+        parts.append(postprocess_statistics(proba, masks, stack, candidates=candidates,
+                                            z_ranges=z_ranges, conventions=conventions,
+                                            pool_factor=pool_factor, threshold_shift=shift))
     t2 = time.perf_counter()
     del stack, proba
     release_memory()
-    return stats, t1 - t0, t2 - t1
+    return pd.concat(parts, ignore_index=True), t1 - t0, t2 - t1
 
 
 def test_outputs(source: ScanSource, adapter, *, postprocess, conventions: MetricConventions,

@@ -13,6 +13,7 @@ import logging
 import shutil
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,7 @@ from gitract.postprocessing import (
     ThresholdTuning,
     combine_positions,
     hausdorff_pool_factor,
+    chosen_thresholds,
     postprocess_from_statistics,
     tuning_from_statistics,
 )
@@ -90,16 +92,20 @@ def tune_volume_steps(adapter, name: str, index, train_keys: Sequence[str],
 
 
 def postprocess_validation(table: pd.DataFrame) -> dict[str, dict]:
-    """Per class: validation score without the volume steps and with the chosen ones."""
+    """Per class: validation score without the volume steps and with the chosen ones (and
+    the chosen move of the threshold)."""
     out = {}
     if not len(table):
         return out
     for cls, part in table.groupby("class", sort=False):
-        off = part[(part["gate_cut"] == 0) & (part["gate_area"] == 0)
+        off = part[(part["threshold_shift"] == 0) & (part["gate_cut"] == 0)
+                   & (part["gate_area"] == 0)
                    & np.isinf(part["z_margin"]) & (part["component_fraction"] == 0)]
         chosen = part[part["chosen"]]
         out[cls] = {"score_before": float(off["score"].iloc[0]) if len(off) else None,
-                    "score_after": float(chosen["score"].iloc[0]) if len(chosen) else None}
+                    "score_after": float(chosen["score"].iloc[0]) if len(chosen) else None,
+                    "threshold_shift": float(chosen["threshold_shift"].iloc[0])
+                    if len(chosen) else 0.0}
     return out
 
 
@@ -139,6 +145,9 @@ def evaluate_step(adapter, name: str, fold: int, index, val_keys: Sequence[str],
         tuning_options.get("postprocess", {}), conventions, factor, parallel)
     if timing:
         stages["postprocess"] = timing
+        # The thresholds as moved with the steps (the sweep's choice stays in sweep.csv).
+        tuning = replace(tuning, thresholds=chosen_thresholds(table, tuning.thresholds,
+                                                              classes))
     postprocess = Postprocess(tuning, steps)
     tag = {"model": name, "fold": fold}
     sweep = tuning.sweep if tuning.sweep is not None else pd.DataFrame()

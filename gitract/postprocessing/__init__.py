@@ -27,10 +27,12 @@ from gitract.postprocessing._thresholds import (
 from gitract.postprocessing._stage import Postprocess
 from gitract.postprocessing._tune import (
     STEP_COLUMNS,
+    chosen_thresholds,
     class_positions,
     combine_positions,
     postprocess_from_statistics,
     postprocess_statistics,
+    shift_threshold,
 )
 from gitract.postprocessing._volume import (
     ClassPostprocess,
@@ -51,6 +53,7 @@ __all__ = [
     "PostprocessChoice",
     "ThresholdTuning",
     "apply_thresholds",
+    "chosen_thresholds",
     "class_positions",
     "combine_positions",
     "component_sizes_3d",
@@ -60,6 +63,7 @@ __all__ = [
     "postprocess_statistics",
     "relative_positions",
     "remove_small_components",
+    "shift_threshold",
     "slice_evidence",
     "slice_keep",
     "sweep_statistics",

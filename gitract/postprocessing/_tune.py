@@ -31,11 +31,11 @@ from gitract.postprocessing._volume import (
     slice_keep,
 )
 
-__all__ = ["STEP_COLUMNS", "class_positions", "combine_positions", "postprocess_from_statistics",
-           "postprocess_statistics"]
+__all__ = ["STEP_COLUMNS", "chosen_thresholds", "shift_threshold", "class_positions", "combine_positions",
+           "postprocess_from_statistics", "postprocess_statistics"]
 
 #: The candidate columns of a statistics table (one value each per row).
-STEP_COLUMNS = ["gate_cut", "gate_area", "z_margin", "component_fraction"]
+STEP_COLUMNS = ["threshold_shift", "gate_cut", "gate_area", "z_margin", "component_fraction"]
 _SUMS = ["dice_sum", "dice_n", "hd_sum", "hd_n"]
 
 
@@ -65,7 +65,8 @@ def combine_positions(parts: Sequence[Mapping[str, tuple[float, float] | None]],
 def postprocess_statistics(proba: np.ndarray, masks: np.ndarray, stack: SliceStack, *,
                            candidates: Mapping[str, Sequence[float]],
                            z_ranges: Mapping[str, tuple[float, float] | None],
-                           conventions: MetricConventions, pool_factor: int = 1) -> pd.DataFrame:
+                           conventions: MetricConventions, pool_factor: int = 1,
+                           threshold_shift: float = 0.0) -> pd.DataFrame:
     """Sums for every candidate combination on one validation scan.
 
     Parameters
@@ -78,12 +79,15 @@ def postprocess_statistics(proba: np.ndarray, masks: np.ndarray, stack: SliceSta
         A list of values per name of :data:`STEP_COLUMNS` (each holding the neutral one).
     z_ranges : mapping of class to (low, high) or None
         From the training scans.
+    threshold_shift : float
+        How far ``masks``' thresholds lie from the tuned ones (a label of the rows: with
+        the volume steps cleaning strays, a lower threshold may now score better).
 
     Returns
     -------
     DataFrame
-        ``class, gate_cut, gate_area, z_margin, component_fraction, dice_sum, dice_n,
-        hd_sum, hd_n``.
+        ``class, threshold_shift, gate_cut, gate_area, z_margin, component_fraction,
+        dice_sum, dice_n, hd_sum, hd_n``.
     """
     if stack.masks is None:
         raise ValueError(f"truth stack {stack.key!r} has no masks")
@@ -117,8 +121,8 @@ def postprocess_statistics(proba: np.ndarray, masks: np.ndarray, stack: SliceSta
                         sizes >= cut_size, pooled_sizes >= cut_size, truth, truth_count,
                         pooled_truth, conventions, hd_memo)
             for fraction, sums in by_keep[digest].items():
-                rows.append((name, float(cut), float(area), float(margin), float(fraction),
-                             *sums))
+                rows.append((name, float(threshold_shift), float(cut), float(area),
+                             float(margin), float(fraction), *sums))
     return pd.DataFrame(rows, columns=["class", *STEP_COLUMNS, *_SUMS])
 
 
@@ -148,7 +152,8 @@ def postprocess_from_statistics(stats: pd.DataFrame, classes: Sequence[str],
                                 z_ranges: Mapping[str, tuple[float, float] | None]
                                 ) -> tuple[PostprocessChoice, pd.DataFrame]:
     """Per class the candidate with the best summed validation score (a NaN score, every
-    volume both-empty, ranks as 1); ties go to the fewest gate and component steps, then
+    volume both-empty, ranks as 1); ties go to the fewest gate and component steps and the
+    unshifted threshold, then
     to the z-range on with the widest margin (its range comes from the training cases, so
     where validation cannot tell, the training prior decides), then the mildest values.
     Returns the choice and the table of every candidate's ``dice, hausdorff, score`` (with
@@ -166,11 +171,12 @@ def postprocess_from_statistics(stats: pd.DataFrame, classes: Sequence[str],
             steps.append(ClassPostprocess(z_range=z_ranges.get(name)))
             continue
         rank = part.assign(_s=part["score"].fillna(1.0), _a=part.apply(_n_fitted, axis=1),
-                           _z=~np.isfinite(part["z_margin"]),
+                           _t=-part["threshold_shift"], _z=~np.isfinite(part["z_margin"]),
                            _m=-part["z_margin"].where(np.isfinite(part["z_margin"]), 0.0))
         best = rank["_s"].max()
         tied = rank[rank["_s"] >= best - 1e-12].sort_values(
-            ["_a", "_z", "_m", "gate_cut", "gate_area", "component_fraction"], kind="stable")
+            ["_a", "_t", "_z", "_m", "gate_cut", "gate_area", "component_fraction"],
+            kind="stable")
         row = tied.iloc[0]
         total.loc[tied.index[0], "chosen"] = True
         steps.append(ClassPostprocess(float(row["gate_cut"]), float(row["gate_area"]),
@@ -178,3 +184,19 @@ def postprocess_from_statistics(stats: pd.DataFrame, classes: Sequence[str],
                                       z_ranges.get(name)))
     table = total.drop(columns=_SUMS)
     return PostprocessChoice(tuple(classes), tuple(steps)), table
+
+
+def chosen_thresholds(table: pd.DataFrame, thresholds: Sequence[float],
+                      classes: Sequence[str]) -> tuple[float, ...]:
+    """The tuned thresholds moved by each class's chosen ``threshold_shift`` (from the
+    table of :func:`postprocess_from_statistics`; unchanged where none was chosen)."""
+    chosen = table[table["chosen"]].set_index("class")["threshold_shift"] if len(table) \
+        else pd.Series(dtype=float)
+    return tuple(shift_threshold(t, float(chosen.get(c, 0.0)))
+                 for t, c in zip(thresholds, classes, strict=True))
+
+
+def shift_threshold(threshold: float, shift: float) -> float:
+    """``threshold + shift``, kept at or above 0.05 (the sweep's lowest; a threshold
+    already lower stays where it is) and at most 0.95."""
+    return round(min(max(float(threshold) + shift, min(float(threshold), 0.05)), 0.95), 10)

@@ -14,7 +14,7 @@ __all__ = ["POSTPROCESS_KEYS", "TUNING_KEYS", "PostprocessSettings", "TuningSett
 
 _RULES = {"threshold_grid": between(0.0, 1.0), "min_sizes": at_least(0),
           "hausdorff_max_side": at_least(1)}
-_POSTPROCESS_RULES = {"gate_cuts": between(0.0, 1.0), "gate_areas": between(0.0, 1.0),
+_POSTPROCESS_RULES = {"threshold_shifts": between(-0.5, 0.5), "gate_cuts": between(0.0, 1.0), "gate_areas": between(0.0, 1.0),
                       "z_margins": between(0.0, 1.0), "component_fractions": between(0.0, 1.0)}
 
 
@@ -37,6 +37,9 @@ class PostprocessSettings:
     components : bool
         Drop 3D components smaller than a share of the volume's largest
         (``component_fractions``; 1: keep only the largest).
+    threshold_shifts : tuple of float
+        Moves of each class's tuned threshold tried with the steps (with strays cleaned a
+        lower threshold may score better; 0 is always tried).
     """
 
     gate: bool = True
@@ -46,6 +49,7 @@ class PostprocessSettings:
     z_margins: tuple[float, ...] = (0.0, 0.05, 0.1)
     components: bool = True
     component_fractions: tuple[float, ...] = (0.05, 0.2, 0.5, 1.0)
+    threshold_shifts: tuple[float, ...] = (-0.1, -0.2)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None, path: str = "") -> PostprocessSettings:
@@ -56,7 +60,9 @@ class PostprocessSettings:
     def candidates(self) -> dict[str, list[float]]:
         """Per step column, the values to try (the neutral one first; only it when the
         step is off)."""
-        return {"gate_cut": [0.0, *(self.gate_cuts if self.gate else ())],
+        shifts = [0.0, *(s for s in self.threshold_shifts if s != 0)] if self.any_on else [0.0]
+        return {"threshold_shift": shifts,
+                "gate_cut": [0.0, *(self.gate_cuts if self.gate else ())],
                 "gate_area": [0.0, *(self.gate_areas if self.gate else ())],
                 "z_margin": [math.inf, *(self.z_margins if self.z_range else ())],
                 "component_fraction": [0.0, *(self.component_fractions
