@@ -36,7 +36,8 @@ def aggregate_run(out: Path, config: ExperimentConfig | None = None) -> dict:
         config = config_from_dict(raw)
     splits = json.loads((out / "splits.json").read_text())
     frames: dict[str, list[pd.DataFrame]] = {n: [] for n in (
-        "per_slice", "per_case", "sweep", "calibration", "confusion", "empty", "localisation")}
+        "per_slice", "per_case", "sweep", "postprocess", "calibration", "confusion", "empty",
+        "localisation")}
     tracks: dict[str, Any] = {}
     curves: list[dict] = []
     for fold, name, d in _step_dirs(out, config):
@@ -88,7 +89,7 @@ def aggregate_run(out: Path, config: ExperimentConfig | None = None) -> dict:
 
 
 _FOLD_KEYS = ("dice", "hausdorff", "score", "fit_s", "ms_per_slice", "model_bytes",
-              "localisation_mm", "empty_fp_rate")
+              "localisation_mm", "empty_fp_rate", "empty_fp_rate_before")
 
 
 def _summarise_folds(folds: list[dict]) -> dict:
@@ -114,6 +115,7 @@ def _summarise_folds(folds: list[dict]) -> dict:
     if len(folds) > 1:
         out["std"] = {k: std([f.get(k) for f in folds]) for k in ("dice", "hausdorff", "score")}
     out["folds"] = [{k: f.get(k) for k in (*_FOLD_KEYS, "test_cases", "val_cases", "tuning",
-                                           "validation", "training", "stages")}
+                                           "validation", "postprocess", "postprocess_validation",
+                                           "training", "stages")}
                     for f in folds]
     return out

@@ -19,7 +19,7 @@ def _predict_records(item, *, adapter, tuning) -> list[dict]:
     source, first_id = item
     stack = source.read()
     proba = adapter.predict_proba_stack(stack)
-    masks = tuning.apply(proba)
+    masks = tuning.apply(proba, stack.slice_numbers)
     out = []
     for i in range(stack.n_slices):
         for ann in mask_annotations(masks[i], image_id=first_id + i, proba=proba[i]):

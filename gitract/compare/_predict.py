@@ -10,7 +10,7 @@ from gitract.compare._steps import step_status
 from gitract.data.index import index_dataset
 from gitract.data.kaggle import gap_warning, stacks_to_rle_frame, write_submission
 from gitract.data.record import DataError
-from gitract.postprocessing import ThresholdTuning
+from gitract.postprocessing import Postprocess
 from gitract.tracks import make_track
 from gitract.utils.outputs import check_output_file
 from gitract.utils.parallel import ParallelConfig, map_scans
@@ -18,7 +18,9 @@ from gitract.utils.parallel import ParallelConfig, map_scans
 
 def load_trained_track(run_dir: str | Path, track: str | None, *, fold: int = 0,
                        device: str | None = None, num_threads: int | None = None):
-    """``(adapter, tuning)`` of ``track`` in ``run_dir`` (model and validation thresholds);
+    """``(adapter, postprocess)`` of ``track`` in ``run_dir`` (the model, and the thresholds
+    and volume steps chosen on validation: :class:`~gitract.postprocessing.Postprocess`, what
+    the run scored);
     ``track`` None picks the run's only track; ``device`` / ``num_threads`` override the
     saved ones of a deep track."""
     run_dir = Path(run_dir)
@@ -61,9 +63,9 @@ def load_trained_track(run_dir: str | Path, track: str | None, *, fold: int = 0,
                         f"({type(exc).__name__}: {exc})") from None
     metrics = read_json(step / "eval" / "metrics.json")
     try:
-        tuning = ThresholdTuning.from_dict(metrics["tuning"])
+        tuning = Postprocess.from_metrics(metrics)
     except (KeyError, TypeError, ValueError) as exc:
-        raise DataError(f"{step / 'eval' / 'metrics.json'}: no usable tuned thresholds "
+        raise DataError(f"{step / 'eval' / 'metrics.json'}: no usable tuned postprocessing "
                         f"({type(exc).__name__}: {exc})") from None
     return adapter, tuning
 
@@ -84,7 +86,7 @@ def _check_fold(run_dir: Path, fold: int) -> None:
 
 def _predict_scan(source, *, adapter, tuning):
     stack = source.read()
-    masks = {stack.key: tuning.apply(adapter.predict_proba_stack(stack))}
+    masks = {stack.key: tuning.apply(adapter.predict_proba_stack(stack), stack.slice_numbers)}
     return stacks_to_rle_frame([stack], masks, column="predicted"), stack.n_slices
 
 

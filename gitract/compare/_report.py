@@ -10,6 +10,7 @@ import pandas as pd
 
 from gitract.compare._files import clean, write_json
 from gitract.compare._learning_curve import curve_lines
+from gitract.compare._report_postprocess import postprocess_section
 from gitract.compare._report_split import split_coverage_lines
 from gitract.compare._report_statistics import (
     convergence_lines,
@@ -250,6 +251,7 @@ def build_report(out: str | Path, *, n_resamples: int = N_RESAMPLES,
               _table_text(summary), ""]
     lines.append(_markdown_table(summary, classes) if any_track else "(no finished track)")
     lines += ["", "## Summary (generated from the numbers)", "", written_summary(summary), ""]
+    lines += postprocess_section(summary)
     lines += paired_section(stats)
     lines += empty_readings_section(stats)
     lines += curve_lines(_read_table(out / "learning_curve.csv"))
@@ -279,7 +281,8 @@ def build_report(out: str | Path, *, n_resamples: int = N_RESAMPLES,
             lines += [f"### {captions[key]}", "", f"Not drawn: {skipped[key]}.", ""]
     lines += ["## Files", "",
               "`summary.json` (the numbers above), `metrics_per_slice.csv`, `metrics_per_case.csv`, "
-              "`sweep.csv`, `calibration.csv`, `confusion.csv`, `empty.csv`, `localisation.csv`, "
+              "`sweep.csv`, `postprocess.csv`, `calibration.csv`, `confusion.csv`, `empty.csv`, "
+              "`localisation.csv`, "
               "`training.csv`, `splits.json`, `config.json`, `env.json`, `log.txt`. The run's "
               "cache `steps/` (trained models, test predictions as RLE, example maps) stays on "
               "the machine that ran it and is not committed.", "",

@@ -48,7 +48,7 @@ from gitract.data.record import DataError, SliceStack
 from gitract.data.splits import case_folds, make_case_splits
 from gitract.metrics import MetricConventions
 from gitract.paths import cache_dir, reports_dir
-from gitract.tracks import make_adapter
+from gitract.tracks import TUNING_KEYS, make_adapter
 from gitract.utils import derive_seeds, seed_everything
 from gitract.utils.memory import release_memory
 from gitract.utils.parallel import (
@@ -323,28 +323,36 @@ def _run_steps(config, out, index, splits, folds, track_seed, parallel, stop_aft
         write_json(out / "examples.json", {"fold": 0, "ids": examples})
         steps = [(k, t) for k, _ in enumerate(folds) for t in config.tracks]
         computed = 0
+        trained: dict[str, Path] = {}  # model key -> folder of a model trained in this run
         bar = progress_bar(steps, desc="tracks", unit="step")
         for fold_index, track in bar:
             if hasattr(bar, "set_postfix_str"):
                 bar.set_postfix_str(f"fold {fold_index} {track.name}")
             train_c, val_c, test_c = folds[fold_index]
             step_dir = out / "steps" / f"fold{fold_index}" / track.name
+            # The tuning keys choose thresholds and volume steps, not the model: tracks that
+            # differ only there share one trained model (see _fit_or_load).
             model_key = hash_key({"data": data_key, "fold": fold_index, "kind": track.kind,
-                                  "params": track.params, "seed": track_seed})
+                                  "params": {k: v for k, v in track.params.items()
+                                             if k not in TUNING_KEYS},
+                                  "seed": track_seed})
             tuning = track.tuning.options(config.min_sizes)
             eval_key = hash_key({"model": model_key, "conventions": repr(conventions),
                                  "tuning": tuning, "examples": examples,
-                                 "report": asdict(config.report), "version": 3})
+                                 "report": asdict(config.report), "version": 4})
             done, why = step_status(step_dir / "eval", eval_key)
             if done:
                 log.info("fold %d %s: cached, skipped", fold_index, track.name)
                 continue
             log.info("fold %d %s: evaluating (%s)", fold_index, track.name, why)
             adapter = _fit_or_load(track, step_dir / "model", model_key, track_seed, index,
-                                   index.keys_of(train_c), index.keys_of(val_c), parallel)
+                                   index.keys_of(train_c), index.keys_of(val_c), parallel,
+                                   trained=trained)
+            trained.setdefault(model_key, step_dir / "model")
             evaluate_step(adapter, track.name, fold_index, index, index.keys_of(val_c),
                           index.keys_of(test_c), step_dir / "eval", eval_key, conventions,
-                          examples, config.report.calibration_bins, tuning, parallel)
+                          examples, config.report.calibration_bins, tuning, parallel,
+                          train_keys=index.keys_of(train_c))
             del adapter  # the next track starts from the memory this one held
             release_memory()
             computed += 1
@@ -399,10 +407,18 @@ def _conventions(config: ExperimentConfig):
 
 
 def _fit_or_load(track, directory: Path, key: str, seed: int, index, train_keys, val_keys,
-                 parallel):
+                 parallel, trained=None):
     adapter = make_adapter(track.kind, track.settings, random_state=seed,
                            written=track.params)
     done, why = step_status(directory, key)
+    twin = (trained or {}).get(key)
+    if not done and twin is not None and twin != directory and step_status(twin, key)[0]:
+        # Another track of this run (same data, kind, params and seed) trained it.
+        if directory.exists():
+            shutil.rmtree(directory)
+        shutil.copytree(twin, directory)
+        log.info("%s: same model as %s, copied", track.name, twin.parent.name)
+        done = True
     if done:
         log.info("%s: trained model cached, loading %s", track.name, directory)
         return adapter.load(directory)

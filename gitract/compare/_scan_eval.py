@@ -1,7 +1,9 @@
 """Tuning and scoring one scan at a time; results kept as small tables and combined.
 
 A validation scan yields the sums threshold tuning needs
-(:func:`gitract.postprocessing.sweep_statistics`); a test scan yields its metric rows,
+(:func:`gitract.postprocessing.sweep_statistics`), then those of the volume steps at the
+tuned thresholds (:func:`gitract.postprocessing.postprocess_statistics`); a training scan
+yields the slice range of each class (the z-range step); a test scan yields its metric rows,
 calibration / confusion / empty-slice counts, centroid errors, predicted RLE and the
 example maps the report draws. Only these leave the worker: probability maps never
 outlive their scan, so memory is set by one scan whatever the dataset's size.
@@ -27,7 +29,13 @@ from gitract.metrics import (
     ScoreResult,
     score_stacks,
 )
-from gitract.postprocessing import sweep_statistics
+from gitract.postprocessing import (
+    apply_thresholds,
+    class_positions,
+    postprocess_statistics,
+    shift_threshold,
+    sweep_statistics,
+)
 from gitract.utils.memory import release_memory
 
 
@@ -41,6 +49,7 @@ class ScanOutputs:
     calibration: pd.DataFrame
     confusion: pd.DataFrame
     empty: pd.DataFrame
+    empty_before: pd.DataFrame
     localisation: pd.DataFrame
     examples: dict = field(default_factory=dict)
     n_slices: int = 0
@@ -65,15 +74,45 @@ def validation_statistics(source: ScanSource, adapter, *, grid, min_sizes,
     return stats, n, t1 - t0, t2 - t1, t3 - t2
 
 
-def test_outputs(source: ScanSource, adapter, *, tuning, conventions: MetricConventions,
+def training_positions(source: ScanSource) -> dict:
+    """Per class, the relative slice range where it occurs in one training scan."""
+    return class_positions(source.read())
+
+
+def postprocess_validation(source: ScanSource, adapter, *, tuning, candidates, z_ranges,
+                           conventions: MetricConventions, pool_factor: int) -> tuple:
+    """``(volume-step sums, predict_s, sweep_s)`` of one validation scan at the tuned
+    thresholds ``tuning``, each moved by every ``candidates["threshold_shift"]`` (kept at
+    within the sweep's range: :func:`gitract.postprocessing.shift_threshold`)."""
+    stack = source.read()
+    t0 = time.perf_counter()
+    proba = adapter.predict_proba_stack(stack)
+    t1 = time.perf_counter()
+    parts = []
+    for shift in candidates["threshold_shift"]:
+        thresholds = [shift_threshold(t, shift) for t in tuning.thresholds]
+        masks = apply_thresholds(proba, thresholds, min_size=tuning.min_sizes)
+        parts.append(postprocess_statistics(proba, masks, stack, candidates=candidates,
+                                            z_ranges=z_ranges, conventions=conventions,
+                                            pool_factor=pool_factor, threshold_shift=shift))
+    t2 = time.perf_counter()
+    del stack, proba
+    release_memory()
+    return pd.concat(parts, ignore_index=True), t1 - t0, t2 - t1
+
+
+def test_outputs(source: ScanSource, adapter, *, postprocess, conventions: MetricConventions,
                  examples: Sequence[str], n_bins: int) -> ScanOutputs:
-    """Predict, threshold and score one test scan; every table of the report's analyses."""
+    """Predict, postprocess (:class:`gitract.postprocessing.Postprocess`) and score one
+    test scan; every table of the report's analyses (empty slices also before the volume
+    steps)."""
     t0 = time.perf_counter()
     stack = source.read()
     t1 = time.perf_counter()
     proba = adapter.predict_proba_stack(stack)
     t2 = time.perf_counter()
-    masks = {stack.key: tuning.apply(proba)}
+    before = postprocess.thresholds.apply(proba)
+    masks = {stack.key: postprocess.steps.apply(before, proba, stack.slice_numbers)}
     result = score_stacks([stack], masks, conventions=conventions)
     ex = {}
     wanted = [(s, sid) for s, sid in enumerate(stack.ids) if sid in set(examples)]
@@ -90,10 +129,11 @@ def test_outputs(source: ScanSource, adapter, *, tuning, conventions: MetricConv
         calibration=_calibration_sums(A.calibration([stack], {stack.key: proba}, n_bins=n_bins)),
         confusion=A.block_confusion([stack], masks),
         empty=A.empty_slice_behaviour([stack], masks),
+        empty_before=A.empty_slice_behaviour([stack], {stack.key: before}),
         localisation=A.localisation_errors([stack], masks),
         examples=ex, n_slices=stack.n_slices, read_s=t1 - t0, predict_s=t2 - t1,
         score_s=time.perf_counter() - t2)
-    del stack, proba, masks
+    del stack, proba, masks, before
     release_memory()
     return out
 

@@ -41,7 +41,7 @@ from gitract.tracks._registry import (
     track_kinds,
     unregister,
 )
-from gitract.tracks._tuning import TUNING_KEYS, TuningSettings
+from gitract.tracks._tuning import TUNING_KEYS, PostprocessSettings, TuningSettings
 from gitract.tracks.block_cnn import BlockCNNSettings
 from gitract.tracks.blocks import (
     BlockSettings,
@@ -61,6 +61,7 @@ __all__ = [
     "ProbaMaps",
     "SegmentationAdapter",
     "SegmentationSettings",
+    "PostprocessSettings",
     "TuningSettings",
     "classifier",
     "classifiers",

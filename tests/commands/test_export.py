@@ -78,7 +78,7 @@ def test_coco_pred_loads_against_the_exported_part(trained, phantom_dir, tmp_pat
                              ["folds"][0]["val"]):
         stack = index.read(key)
         proba = adapter.predict_proba_stack(stack)
-        masks = tuning.apply(proba)
+        masks = tuning.apply(proba, stack.slice_numbers)
         for i, sid in enumerate(stack.ids):
             anns = pred.loadAnns(pred.getAnnIds(imgIds=by_slice[sid]))
             got = np.zeros(masks[i].shape, bool)

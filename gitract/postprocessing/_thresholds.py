@@ -211,7 +211,14 @@ def _pool(volume: NDArray, factor: int) -> NDArray:
     hp, wp = -(-h // factor) * factor, -(-w // factor) * factor
     padded = np.zeros((s, hp, wp), dtype=volume.dtype)
     padded[:, :h, :w] = volume
-    return padded.reshape(s, hp // factor, factor, wp // factor, factor).max(axis=(2, 4))
+    blocks = padded.reshape(s, hp // factor, factor, wp // factor, factor)
+    # One elementwise maximum per offset in the block: several times faster than a
+    # reduction over the two strided block axes.
+    out = blocks[:, :, 0, :, 0].copy()
+    for i in range(factor):
+        for j in range(factor):
+            np.maximum(out, blocks[:, :, i, :, j], out=out)
+    return out
 
 
 def _class_sweep_stats(proba, truth, grid, min_sizes, factor, conventions):
