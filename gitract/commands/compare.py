@@ -72,6 +72,10 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=None, help="override the config's seed")
     add_set_argument(parser)
     add_force_argument(parser)
+    parser.add_argument("--final", action="store_true",
+                        help="after the run, score the locked hold-out (split.holdout) once "
+                             "into RUN/final; refused when it was scored before with other "
+                             "settings, unless --force (the report then says so)")
     parser.add_argument("--device", type=device_name, default=None,
                         help="device of the deep tracks (cnn, unet, unetpp, deeplabv3plus): "
                              "auto, cpu, cuda, cuda:N, mps (default: each track's own "
@@ -129,6 +133,6 @@ def run(args: argparse.Namespace) -> int:
     args.run_dir_ = out  # where an interrupted run resumes (see gitract.cli)
     start = time.perf_counter()
     run_comparison(config, out, progress=not getattr(args, "no_progress", False),
-                   config_path=str(args.config), force=args.force)
+                   config_path=str(args.config), force=args.force, final=args.final)
     print(f"report: {out / 'report.md'} ({time.perf_counter() - start:.0f} s)")
     return 0

@@ -10,6 +10,7 @@ import pandas as pd
 
 from gitract.compare._files import clean, write_json
 from gitract.compare._learning_curve import curve_lines
+from gitract.compare._report_final import final_lines
 from gitract.compare._report_postprocess import postprocess_section
 from gitract.compare._report_split import split_coverage_lines
 from gitract.compare._report_statistics import (
@@ -255,6 +256,7 @@ def build_report(out: str | Path, *, n_resamples: int = N_RESAMPLES,
     lines += paired_section(stats)
     lines += empty_readings_section(stats)
     lines += curve_lines(_read_table(out / "learning_curve.csv"))
+    lines += final_lines(out, splits, config)
     training = training_lines(summary)
     if training or stats["convergence"]:
         lines += ["## Training of the deep tracks", "",

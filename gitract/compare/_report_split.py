@@ -32,6 +32,10 @@ def split_coverage_lines(splits: dict) -> list[str]:
                  f"{', '.join(untested)}."]
     else:
         lines = [f"- Tested: every one of the {len(cases)} cases, once."]
+    holdout = splits.get("holdout") or []
+    if holdout:
+        lines.append(f"- Locked hold-out: {len(holdout)} case(s) set aside before any fold was "
+                     f"made, scored only by the final step: {', '.join(holdout)}.")
     excluded = splits.get("excluded") or {}
     if excluded:
         parts = []

@@ -29,12 +29,13 @@ from __future__ import annotations
 import logging
 import shutil
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from gitract.compare._aggregate import aggregate_run
 from gitract.compare._environment import dataset_description, environment_info
 from gitract.compare._files import hash_key, write_csv, write_json
+from gitract.compare._final import score_holdout
 from gitract.compare._learning_curve import CURVE_DIR, curve_plan, curve_runs, curve_table
 from gitract.compare._report import build_report
 from gitract.compare._run_folder import check_run_folder, forced_note
@@ -45,7 +46,7 @@ from gitract.config import DataConfig, ExperimentConfig, check_devices
 from gitract.data.index import DatasetIndex, index_dataset, natural_key
 from gitract.data.phantom import PhantomConfig
 from gitract.data.record import DataError, SliceStack
-from gitract.data.splits import case_folds, make_case_splits
+from gitract.data.splits import case_folds, choose_holdout, make_case_splits
 from gitract.metrics import MetricConventions
 from gitract.paths import cache_dir, reports_dir
 from gitract.tracks import TUNING_KEYS, make_adapter
@@ -121,6 +122,12 @@ def make_folds(config: ExperimentConfig, cases: Sequence[str]) -> tuple[dict, li
     """
     split = config.split
     cases = sorted(set(cases), key=natural_key)
+    # The locked hold-out leaves before any fold is made: no step ever sees it.
+    holdout = choose_holdout(cases, split.holdout, random_state=config.seed)
+    if holdout:
+        splits, folds = make_folds(replace(config, split=replace(split, holdout=None)),
+                                   [c for c in cases if c not in set(holdout)])
+        return {**splits, "holdout": holdout}, folds
     if split.cross_validate:
         n_val = 1 if split.n_val is None else split.n_val
         folds = case_folds(cases, n_folds=split.n_folds, n_val=n_val, random_state=config.seed)
@@ -185,6 +192,7 @@ def run_comparison(
     index: DatasetIndex | None = None,
     force: bool = False,
     command: str = "gitract compare",
+    final: bool = False,
 ) -> Path:
     """Train, tune and score every track of ``config``; write the run folder and report.
 
@@ -209,6 +217,10 @@ def run_comparison(
         data is read.
     command : str
         The command named in messages and in the folder's marker.
+    final : bool
+        Then score the locked hold-out (``split.holdout``) into ``final/``
+        (:mod:`gitract.compare._final`); refused when the hold-out was scored before with
+        other settings, unless ``force``.
 
     Returns
     -------
@@ -220,6 +232,9 @@ def run_comparison(
     # blocks (a like-for-like comparison).
     track_seed = derive_seeds(config.seed, 1)[0]
     source = config_path or "config"
+    if final and config.split.holdout is None:
+        raise DataError(f"{source}: split.holdout is not set: --final has no locked hold-out "
+                        "to score")
     folder = check_run_folder(out_dir, config, command=command, force=force)
     with progress_bars(progress):
         # Everything that can fail on the config or the data's layout fails here, before
@@ -256,6 +271,10 @@ def run_comparison(
             _run_steps(config, out, index, splits, folds, track_seed, parallel, stop_after)
             aggregate_run(out, config)
             _run_curve(config, out, index, splits, folds, track_seed, parallel, stop_after)
+            if final:
+                with parallel_session(parallel):
+                    score_holdout(config, out, index, splits, folds, track_seed, parallel,
+                                  _conventions(config), force=force)
             if report:
                 build_report(out)
             log.info("run finished: %s", out)

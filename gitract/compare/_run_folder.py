@@ -22,13 +22,14 @@ from gitract.utils.outputs import (
     describe_entries,
 )
 
-__all__ = ["RUN_FILES", "check_run_folder", "config_differences", "forced_note"]
+__all__ = ["RUN_FILES", "check_run_folder", "comparable_config", "config_differences",
+           "forced_note"]
 
 #: The entries a run writes at the top of its folder.
 RUN_FILES = ("config.json", "env.json", "splits.json", "examples.json", "log.txt", "steps",
              "metrics_per_slice.csv", "metrics_per_case.csv", "sweep.csv", "calibration.csv",
              "confusion.csv", "empty.csv", "localisation.csv", "training.csv", "summary.json",
-             "report.md", "figures", "curve", "learning_curve.csv")
+             "report.md", "figures", "curve", "learning_curve.csv", "final")
 
 _NOT_COMPARED = ("config_path", "parallel")
 
@@ -49,7 +50,7 @@ def _is_run_folder(folder: Path) -> bool:
             and any((folder / f).is_file() for f in ("splits.json", "env.json")))
 
 
-def _comparable(config: dict) -> Any:
+def comparable_config(config: dict) -> Any:
     """``config`` as JSON would store it, without the keys that do not change numbers; the
     tracks keyed by name, so a difference names its track."""
     config = json.loads(json.dumps(config, default=_json_default))
@@ -98,7 +99,7 @@ def check_run_folder(out_dir: str | Path, config: ExperimentConfig, *, command: 
     old = _read_config(folder.path) if folder.status in ("ours", "forced") else None
     if old is None:
         return folder
-    differences = config_differences(_comparable(old), _comparable(config.to_dict()))
+    differences = config_differences(comparable_config(old), comparable_config(config.to_dict()))
     if not differences:
         return folder
     named = describe_entries(differences, limit=8)

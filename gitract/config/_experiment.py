@@ -65,6 +65,21 @@ class SplitConfig:
     val_fraction: float = 0.25
     n_val: int | None = None
     cross_validate: bool = False
+    holdout: tuple[str, ...] | float | None = None
+
+    def __post_init__(self) -> None:
+        h = self.holdout
+        if isinstance(h, (int, float)) and not isinstance(h, bool):
+            h = float(h)
+            object.__setattr__(self, "holdout", h)
+        if isinstance(h, (str, bool)):
+            raise ValueError(f"split.holdout: a list of case ids or a fraction, got {h!r}")
+        if isinstance(h, float) and not 0.0 < h < 1.0:
+            raise ValueError(f"split.holdout: a fraction must be in (0, 1), got {h!r}")
+        if isinstance(h, (list, tuple)):
+            if not h or any(not isinstance(c, str) or not c.strip() for c in h):
+                raise ValueError(f"split.holdout: non-empty case ids, got {list(h)!r}")
+            object.__setattr__(self, "holdout", tuple(h))
 
 
 @dataclass(frozen=True)

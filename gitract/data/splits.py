@@ -301,3 +301,30 @@ def nested_subsets(cases: Sequence[str], sizes: Sequence[int], *,
         raise ValueError(f"{too_big[0]} training cases asked, only {len(pool)} available")
     order = [pool[i] for i in np.random.default_rng(random_state).permutation(len(pool))]
     return {int(n): [c for c in pool if c in set(order[:n])] for n in sizes}
+
+
+def choose_holdout(cases: Sequence[str], holdout, *, random_state: int = 0) -> list[str]:
+    """The locked hold-out cases: ``holdout`` as case ids (each must be among ``cases``),
+    or a fraction of ``cases`` drawn with the seed (at least one case, leaving at least
+    one); None gives none.
+
+    Examples
+    --------
+    >>> choose_holdout(["c1", "c2", "c3", "c4"], ["c3"])
+    ['c3']
+    >>> len(choose_holdout([f"c{i}" for i in range(10)], 0.2, random_state=1))
+    2
+    """
+    pool = _unique_cases(cases)
+    if holdout is None:
+        return []
+    if isinstance(holdout, float):
+        k = min(len(pool) - 1, max(1, int(round(holdout * len(pool)))))
+        if k < 1:
+            raise ValueError(f"a hold-out fraction needs at least 2 cases, got {len(pool)}")
+        rng = np.random.default_rng([int(random_state), 21])
+        return sorted(rng.choice(pool, size=k, replace=False).tolist())
+    unknown = [c for c in holdout if c not in set(pool)]
+    if unknown:
+        raise ValueError(f"hold-out case {unknown[0]!r} is not in the dataset")
+    return sorted(set(holdout))
