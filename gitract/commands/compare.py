@@ -73,7 +73,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     add_set_argument(parser)
     add_force_argument(parser)
     parser.add_argument("--device", type=device_name, default=None,
-                        help="device of the deep tracks (cnn, unet, unetpp, deeplabv3plus): "
+                        help="device of the deep tracks (cnn, unet, unetpp, deeplabv3plus, nnunet): "
                              "auto, cpu, cuda, cuda:N, mps (default: each track's own "
                              "setting)")
     parser.add_argument("--n-jobs", type=positive_int, default=None,

@@ -18,6 +18,7 @@ Without the extra a config asking for the track ends in one line saying how to i
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import shutil
@@ -29,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from gitract.data.record import DataError, SliceStack
-from gitract.models import device_name_problem
+from gitract.models import device_name_problem, select_device
 from gitract.models.nnunet import missing_extra, use_folders
 from gitract.paths import cache_dir
 from gitract.tracks._registry import register
@@ -99,12 +100,12 @@ class NNUNetSettings:
 
 
 def _backend():
-    """:mod:`gitract.models.nnunet._run` (torch and nnunetv2), or one line saying how to
+    """:mod:`gitract.models.nnunet.backend` (torch and nnunetv2), or one line saying how to
     install the extra."""
     problem = missing_extra()
     if problem is not None:
         raise DataError(problem)
-    import gitract.models.nnunet._run as backend  # nnunetv2 only for an nnunet track
+    import gitract.models.nnunet.backend as backend  # nnunetv2 only for this track
 
     return backend
 
@@ -123,8 +124,6 @@ class NNUNetAdapter:
         return {**self.__dict__, "_model": None}
 
     def _device(self):
-        from gitract.models import select_device  # torch only when a track is used
-
         import torch
 
         if self.settings.num_threads is not None:
@@ -194,8 +193,6 @@ class NNUNetAdapter:
     def load(self, directory: Path, *, device: str | None = None,
              num_threads: int | None = None) -> NNUNetAdapter:
         """Read a saved track; ``device`` and ``num_threads`` override the settings."""
-        import dataclasses
-
         import torch
 
         _backend()

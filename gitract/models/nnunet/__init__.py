@@ -3,7 +3,7 @@
 Importing this package imports neither torch nor nnunetv2: :func:`missing_extra` says
 whether the extra is installed, :func:`use_folders` points nnU-Net's three folders
 (``nnUNet_raw``, ``nnUNet_preprocessed``, ``nnUNet_results``) at a working folder before
-nnunetv2 is imported, and :mod:`gitract.models.nnunet._run` (imported when a track is
+nnunetv2 is imported, and :mod:`gitract.models.nnunet.backend` (imported when a track is
 fitted or loaded) plans, preprocesses, trains (:mod:`._trainer`) and predicts.
 """
 

@@ -66,10 +66,15 @@ class GitractTrainer(nnUNetTrainer):
 
     def curve(self) -> list[dict]:
         """Per epoch: train and validation loss, nnU-Net's pseudo Dice (mean over the
-        classes of the validation patches) and its moving average, learning rate."""
+        classes of the validation patches) and its moving average, learning rate, and
+        the epoch's seconds."""
         log = self.logger.local_logger.my_fantastic_logging
         n = len(log["train_losses"])
         keys = (("train_loss", "train_losses"), ("val_loss", "val_losses"),
                 ("val_dice", "mean_fg_dice"), ("ema_val_dice", "ema_fg_dice"), ("lr", "lrs"))
+        seconds = [b - a for a, b in zip(log["epoch_start_timestamps"],
+                                         log["epoch_end_timestamps"], strict=False)]
         return [{"epoch": e + 1, **{name: float(log[k][e]) if e < len(log[k]) else None
-                                    for name, k in keys}} for e in range(n)]
+                                    for name, k in keys},
+                 "seconds": float(seconds[e]) if e < len(seconds) else None}
+                for e in range(n)]
