@@ -5,6 +5,7 @@ and a missing extra that ends in one line."""
 from __future__ import annotations
 
 import json
+import re
 import sys
 
 import pandas as pd
@@ -40,8 +41,9 @@ def test_tiny_nnunet_runs_through_compare(tiny_run):
     assert curve["epoch"].tolist() == [1, 2] and curve["step"].tolist() == [2, 4]
     model = out / "steps" / "fold0" / "nnunet-2d" / "model"
     meta = json.loads((model / "nnunet.json").read_text())
-    assert meta["configuration"] == "2d" and meta["plans"]["configurations"]["2d"][
-        "patch_size"] == [64, 64]
+    planned = meta["plans"]["configurations"]["2d"]  # the overrides reached nnU-Net's plan
+    assert meta["configuration"] == "2d" and planned["patch_size"] == [64, 64]
+    assert planned["batch_size"] == 2 and planned["spacing"] == [2.25, 2.25]
     assert meta["dataset_json"]["regions_class_order"] == [1, 2, 4]
     # nnU-Net's working folders were in the cache folder and are gone after training
     assert not list((cache / "nnunet").iterdir())
@@ -63,10 +65,13 @@ def test_tiny_nnunet_predicts_again_from_the_saved_model(tiny_run, tmp_path, cap
     ({"configuration": "3d"}, "params.configuration: must be one of 2d, 3d_fullres"),
     ({"epochs": 0}, "params.epochs: must be >= 1"),
     ({"patch_size": [4, 64]}, "params.patch_size: must be >= 8"),
+    ({"spacing": [3, 0, 1]}, "params.spacing: must be >= 0.001"),
+    ({"spacing": [1, 2, 2]}, "params.spacing: in 2d the slice spacing (first) must be"),
+    ({"device": "gpu"}, "params.device: must be auto, cpu, cuda"),
 ])
 def test_bad_settings_are_named_by_their_key(params, message):
     pytest.importorskip("nnunetv2")
-    with pytest.raises(ValueError, match=message.replace(".", r"\.")):
+    with pytest.raises(ValueError, match=re.escape(message)):
         parse_track("nnunet", params)
 
 

@@ -12,7 +12,7 @@ after training: the step's model folder keeps the weights, plans and learning cu
 
 The settings give the configuration (``2d`` or ``3d_fullres``), the budget (nnU-Net's
 defaults: 1000 epochs of 250 iterations; ``max_minutes`` stops on the clock too), patch
-and batch size overrides for CPU runs, test-time mirroring, device, threads and seed.
+size, batch size and target spacing overrides for CPU runs, test-time mirroring, device, threads and seed.
 Without the extra a config asking for the track ends in one line saying how to install it.
 """
 
@@ -43,6 +43,7 @@ CONFIGURATIONS = ("2d", "3d_fullres")
 _RULES = {"configuration": one_of(CONFIGURATIONS), "epochs": at_least(1),
           "iterations_per_epoch": at_least(1), "val_iterations_per_epoch": at_least(1),
           "max_minutes": at_least(0.01), "patch_size": at_least(8), "batch_size": at_least(1),
+          "spacing": at_least(0.001),
           "num_threads": at_least(1), "device": device_name_problem}
 
 
@@ -62,6 +63,13 @@ class NNUNetSettings:
         Overrides the planned patch (sides divisible by the planned network's strides).
     batch_size : int or None
         Overrides the planned batch size.
+    spacing : (float, float, float) or None
+        Target spacing in mm (slice, rows, columns) given to nnU-Net's planner in place
+        of the data's median (its 2d configuration uses the last two): it plans patch and
+        network for the resampled images and predicts back at the scan's own spacing, so
+        a coarser one makes a CPU run affordable (fewer pixels per slice). In 2d the
+        slices keep their own distance; the first value must still be the largest,
+        since the planner cuts 2d slices across the coarsest axis of the target.
     mirroring : bool
         nnU-Net's test-time mirroring (on by default; off is faster on a CPU).
     device : str
@@ -79,6 +87,7 @@ class NNUNetSettings:
     max_minutes: float | None = None
     patch_size: tuple[int, ...] | None = None
     batch_size: int | None = None
+    spacing: tuple[float, float, float] | None = None
     mirroring: bool = True
     device: str = "auto"
     num_threads: int | None = None
@@ -88,6 +97,11 @@ class NNUNetSettings:
         problem = missing_extra()
         if problem is not None:
             raise ValueError(problem)
+        if self.configuration == "2d" and self.spacing is not None and \
+                self.spacing[0] < max(self.spacing[1:]):
+            raise ValueError(f"spacing: in 2d the slice spacing (first) must be at least the "
+                             f"in-plane ones (nnU-Net slices along the coarsest axis), got "
+                             f"{list(self.spacing)}")
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None, path: str = "") -> NNUNetSettings:
@@ -144,7 +158,7 @@ class NNUNetAdapter:
                 iterations_per_epoch=s.iterations_per_epoch,
                 val_iterations_per_epoch=s.val_iterations_per_epoch, seed=s.random_state,
                 device=self._device(), patch_size=s.patch_size, batch_size=s.batch_size,
-                max_minutes=s.max_minutes)
+                spacing=s.spacing, max_minutes=s.max_minutes)
             self.trained_["log"] = (work / "nnunet.log").read_text(errors="replace")
         finally:
             shutil.rmtree(work, ignore_errors=True)
@@ -164,18 +178,22 @@ class NNUNetAdapter:
 
     @property
     def model_bytes(self) -> int:
-        return int(sum(t.numel() * t.element_size() for t in self.trained_["weights"].values()))
+        # nnU-Net's decoder holds the encoder too: count each tensor's storage once
+        storages = {t.untyped_storage().data_ptr(): t.untyped_storage().nbytes()
+                    for t in self.trained_["weights"].values()}
+        return int(sum(storages.values()))
 
     @property
     def training(self) -> dict:
-        """Budget, iterations, why training stopped, and nnU-Net's per-epoch curve."""
+        """Budget, iterations, why training stopped, the epoch whose weights are kept
+        (the last: nnU-Net predicts with its final checkpoint), and the per-epoch curve
+        (``val_dice``: nnU-Net's pseudo Dice on validation patches)."""
         s, curve = self.settings, self.trained_["curve"]
-        ema = [e["ema_val_dice"] for e in curve]
         return {"budget": {"epochs": s.epochs, "iterations_per_epoch": s.iterations_per_epoch,
                            "max_minutes": s.max_minutes},
                 "epochs": len(curve), "steps": len(curve) * s.iterations_per_epoch,
                 "stopped": self.trained_["stopped"],
-                "best_epoch": 1 + ema.index(max(ema)) if ema else None,
+                "best_epoch": len(curve) or None,  # nnU-Net's way: the final weights
                 "curve": [{**e, "step": e["epoch"] * s.iterations_per_epoch} for e in curve]}
 
     def save(self, directory: Path) -> None:

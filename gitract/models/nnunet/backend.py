@@ -3,7 +3,8 @@
 :func:`fit_nnunet` writes the training and validation scans as an nnU-Net raw dataset
 in a working folder (:mod:`gitract.data.nnunet_export`: one volume per scan, region-based
 labels), runs nnU-Net's fingerprint, planning (then the patch and batch size overrides)
-and preprocessing for one configuration, writes the one fold (train / val scans) as
+and preprocessing for one configuration (a target spacing given to the planner, which
+then plans patch and network for it: a coarser one makes a CPU run affordable), writes the one fold (train / val scans) as
 ``splits_final.json`` and trains :class:`GitractTrainer` on it; it returns the trained
 network's weights and nnU-Net's plans in memory, so the working folder can go.
 :class:`NNUNetModel` predicts a scan's per-class probabilities through
@@ -35,6 +36,7 @@ from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 from gitract.data.index import ScanSource
 from gitract.data.nnunet_export import (
     DEFAULT_SLICE_THICKNESS,
+    FILE_ENDING,
     dataset_json,
     write_scan,
 )
@@ -71,7 +73,8 @@ def fit_nnunet(train: Sequence[ScanSource], val: Sequence[ScanSource], classes: 
                work: Path, *, configuration: str, epochs: int, iterations_per_epoch: int,
                val_iterations_per_epoch: int, seed: int, device: torch.device,
                patch_size: Sequence[int] | None = None, batch_size: int | None = None,
-               max_minutes: float | None = None) -> dict:
+               spacing: Sequence[float] | None = None, max_minutes: float | None = None
+               ) -> dict:
     """Train nnU-Net on ``train`` (validating on ``val``, else on ``train``) in ``work``;
     nnU-Net's console output goes to ``work/nnunet.log``.
 
@@ -89,6 +92,11 @@ def fit_nnunet(train: Sequence[ScanSource], val: Sequence[ScanSource], classes: 
     idents = {part: [write_scan(s, images=images, labels=labels)["identifier"] for s in scans]
               for part, scans in (("train", train), ("val", val))}
     meta = dataset_json(classes, len(train) + len(val))
+    # The files listed: nnU-Net would otherwise list the folder with a fork-based Pool,
+    # which can deadlock in a process that already runs threads (torch's, a test suite's).
+    meta["dataset"] = {i: {"images": [f"imagesTr/{i}_0000{FILE_ENDING}"],
+                           "label": f"labelsTr/{i}{FILE_ENDING}"}
+                       for i in idents["train"] + idents["val"]}
     (raw / "dataset.json").write_text(json.dumps(meta, indent=2))
     pre = work / "preprocessed" / DATASET
     # nnU-Net's progress plot sets seaborn's style (large fonts) for the whole process:
@@ -101,7 +109,9 @@ def fit_nnunet(train: Sequence[ScanSource], val: Sequence[ScanSource], classes: 
         os.environ["nnUNet_n_proc_DA"] = "1"
         extract_fingerprint_dataset(DATASET_ID, num_processes=1, check_dataset_integrity=False,
                                     clean=True, verbose=False, show_progress_bar=False)
-        _, plans_name = plan_experiment_dataset(DATASET_ID)
+        _, plans_name = plan_experiment_dataset(
+            DATASET_ID, overwrite_target_spacing=None if spacing is None else
+            tuple(float(v) for v in spacing))
         _override(pre / f"{plans_name}.json", configuration, patch_size, batch_size)
         preprocess_dataset(DATASET_ID, plans_name, configurations=(configuration,),
                            num_processes=(1,), verbose=False, show_progress_bar=False)
