@@ -9,7 +9,8 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	# The nnunet extra with the torch pin in the same command (pip keeps the CPU build).
+	$(BIN)/python -m pip install --quiet -e '.[test,nnunet]' 'torch==2.13.0'
 	touch $(STAMP)
 
 env: $(STAMP)

@@ -15,6 +15,7 @@ import argparse
 import importlib
 import importlib.util
 import logging
+import os
 import shlex
 import signal
 import sys
@@ -67,7 +68,14 @@ class Terminated(KeyboardInterrupt):
     that it stops as on Ctrl-C: finished steps kept, one line saying how to resume."""
 
 
+_MAIN_PID: list[int] = []
+
+
 def _raise_terminated(signum: int, frame: object) -> None:
+    if _MAIN_PID and os.getpid() != _MAIN_PID[-1]:
+        # A worker a library forked (nnU-Net's pools) inherits the handler; its pool
+        # ends it with SIGTERM, which must end it quietly, as by default.
+        os._exit(128 + signum)
     raise Terminated()
 
 
@@ -77,6 +85,7 @@ def _catch_sigterm() -> bool:
     if threading.current_thread() is not threading.main_thread() or \
             not hasattr(signal, "SIGTERM"):
         return False
+    _MAIN_PID.append(os.getpid())
     signal.signal(signal.SIGTERM, _raise_terminated)
     return True
 

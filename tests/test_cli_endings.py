@@ -71,7 +71,7 @@ def one_error_line(capsys) -> str:
 CONFIG_CASES = [
     ("misspelt key", _edit("seeed", 1), "{cfg}: seeed: unknown key (did you mean seed?)"),
     ("unknown track kind", _edit("tracks.1.kind", "svm"),
-     "{cfg}: tracks[1].kind: must be one of blocks, cnn, unet, unetpp, deeplabv3plus, "
+     "{cfg}: tracks[1].kind: must be one of blocks, cnn, nnunet, unet, unetpp, deeplabv3plus, "
      "got 'svm'"),
     ("invalid YAML", "name: x\nsplit: {n_folds: 1\n", "{cfg}: line 3, column 1: invalid YAML"),
     ("n_folds: five", _edit("split.n_folds", "five"),

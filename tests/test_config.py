@@ -97,7 +97,7 @@ def _with(path: str, value):
     ("report.calibration_bins", 1, "report.calibration_bins: must be >= 2"),
     ("parallel.backend", "ray", "parallel.backend: must be one of joblib, dask"),
     ("metrics.dice_both_empty", "x", "metrics.dice_both_empty: expected a number"),
-    ("tracks.0.kind", "svm", "tracks[0].kind: must be one of blocks, cnn, unet, unetpp, "
+    ("tracks.0.kind", "svm", "tracks[0].kind: must be one of blocks, cnn, nnunet, unet, unetpp, "
                              "deeplabv3plus, got 'svm'"),
     ("tracks.2.params.architecture", "segnet", "tracks[2].params.architecture: must be one "
                                                "of unet, unetpp, deeplabv3plus, got 'segnet'"),

@@ -164,12 +164,12 @@ def test_a_kind_registered_from_a_test_runs_end_to_end(centroid_kind, tmp_path,
 def test_an_unknown_kind_lists_the_registered_ones():
     raw = {"tracks": [{"name": "x", "kind": "centroids", "params": {}}]}
     with pytest.raises(ConfigError, match=r"tracks\[0\]\.kind: must be one of blocks, cnn, "
-                                          r"unet, unetpp, deeplabv3plus, got 'centroids'"):
+                                          r"nnunet, unet, unetpp, deeplabv3plus, got 'centroids'"):
         config_from_dict(raw)
 
 
 def test_one_table_names_the_kinds_and_the_block_classifiers():
-    assert track_kinds()[:5] == ("blocks", "cnn", "unet", "unetpp", "deeplabv3plus")
+    assert track_kinds()[:6] == ("blocks", "cnn", "nnunet", "unet", "unetpp", "deeplabv3plus")
     assert classifiers() == ("rf", "lightgbm", "cnn")
     assert classifier("cnn") is track_kind("cnn")  # the kind and the classifier: one entry
     with pytest.raises(ValueError, match="must be one of rf, lightgbm, cnn, got 'lgbm'"):

@@ -77,7 +77,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                              "into RUN/final; refused when it was scored before with other "
                              "settings, unless --force (the report then says so)")
     parser.add_argument("--device", type=device_name, default=None,
-                        help="device of the deep tracks (cnn, unet, unetpp, deeplabv3plus): "
+                        help="device of the deep tracks (cnn, unet, unetpp, deeplabv3plus, nnunet): "
                              "auto, cpu, cuda, cuda:N, mps (default: each track's own "
                              "setting)")
     parser.add_argument("--n-jobs", type=positive_int, default=None,

@@ -1,8 +1,9 @@
-"""``gitract export coco|coco-pred``: a split or a track's predictions as COCO JSON.
+"""``gitract export coco|coco-pred|nnunet``: a dataset, a split or a track's predictions
+in another tool's format.
 
-- ``coco DATA_DIR --split RUN_DIR/splits.json --out DIR [--fold K] [--kind KIND]``:
+- ``coco DATA_DIR [--split RUN_DIR/splits.json] --out DIR [--fold K] [--kind KIND]``:
   ``DIR/train.json``, ``val.json``, ``test.json`` of the fold (parts without cases are
-  skipped): one image per slice (``file_name`` relative to DATA_DIR, height, width, case,
+  skipped; without ``--split`` every case is in ``train.json``): one image per slice (``file_name`` relative to DATA_DIR, height, width, case,
   day, slice) and one compressed-RLE annotation per non-empty class mask, categories in
   the dataset's channel order (``gitract.data.coco_export``).
 - ``coco-pred RUN_DIR [--track T] --data-dir D [--part test] [--out DIR]``: the track's
@@ -25,6 +26,7 @@ from gitract.compare import predict_coco
 from gitract.data.coco_export import export_coco, read_split_file, split_parts
 from gitract.data.index import index_dataset
 from gitract.data.loaders import DATASET_KINDS
+from gitract.data.nnunet_export import export_nnunet
 from gitract.data.record import DataError
 from gitract.utils.outputs import check_output_folder
 from gitract.utils.parallel import ParallelConfig
@@ -38,9 +40,12 @@ EXAMPLES = """examples:
       --fold 1 --out coco/real
   gitract export coco-pred runs/ph --data-dir data/phantom --images-subdir train \\
       --part val --out coco/phantom
+  gitract export nnunet data/phantom --out nnunet_raw
+  gitract export nnunet ../shared/data/uwmgi_derived_512 --kind uwmgi_derived \\
+      --split reports/real/splits.json --out nnunet_raw
 
 Image file names are relative to DATA_DIR. In the Kaggle layout scans are read from
-DATA_DIR/train for 'coco' (the labelled folder) and DATA_DIR/test for 'coco-pred' (as
+DATA_DIR/train for 'coco' and 'nnunet' (the labelled folder) and DATA_DIR/test for 'coco-pred' (as
 every predict command), unless --images-subdir names another folder.
 """
 
@@ -55,12 +60,11 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     gt = sub.add_parser("coco", help="a split's slices and masks as COCO JSON, one file per "
                                      "part (train/val/test)", epilog=EXAMPLES)
     gt.add_argument("data_dir", type=Path, metavar="DATA_DIR", help="the dataset folder")
-    gt.add_argument("--split", type=Path, required=True,
-                    help="a splits.json (a run folder's, from gitract compare)")
+    gt.add_argument("--split", type=Path, default=None,
+                    help="a splits.json (a run folder's, from gitract compare); default: "
+                         "every case in train.json")
     gt.add_argument("--fold", type=int, default=0, help="fold of the split (default 0)")
     gt.add_argument("--out", type=Path, required=True, help="folder for <part>.json")
-    gt.add_argument("--images-subdir", default="train",
-                    help="Kaggle layout: scans folder under DATA_DIR (default: train)")
     pr = sub.add_parser("coco-pred", help="a trained track's predicted masks as COCO results",
                         epilog=EXAMPLES)
     pr.add_argument("run_dir", type=Path, metavar="RUN_DIR",
@@ -78,7 +82,21 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                     help="override a deep track's saved device (auto, cpu, cuda, mps)")
     pr.add_argument("--threads", type=positive_int, default=None,
                     help="torch CPU threads (a positive int)")
-    for p in (gt, pr):
+    nn = sub.add_parser("nnunet", help="the dataset as an nnU-Net v2 raw dataset (NIfTI "
+                                       "volumes, dataset.json, the split's folds)",
+                        epilog=EXAMPLES)
+    nn.add_argument("data_dir", type=Path, metavar="DATA_DIR", help="the dataset folder")
+    nn.add_argument("--split", type=Path, default=None,
+                    help="a splits.json whose folds become splits_final.json (default: "
+                         "every case a training case, no folds)")
+    nn.add_argument("--out", type=Path, required=True,
+                    help="folder for Dataset<ID>_gitract/ (an nnUNet_raw folder)")
+    nn.add_argument("--dataset-id", type=int, default=501, choices=range(1, 1000),
+                    metavar="N", help="nnU-Net dataset id, 1 to 999 (default 501)")
+    for p in (gt, nn):
+        p.add_argument("--images-subdir", default="train",
+                       help="Kaggle layout: scans folder under DATA_DIR (default: train)")
+    for p in (gt, pr, nn):
         p.add_argument("--kind", choices=DATASET_KINDS, default=None,
                        help="data kind (default: the split's dataset kind, else kaggle)")
         p.add_argument("--n-jobs", type=positive_int, default=1,
@@ -113,18 +131,28 @@ def data_index(data_dir: Path, kind: str | None, dataset: dict, images_subdir: s
         raise DataError(f"{data_dir}: cannot read it as {chosen} data ({exc})") from None
 
 
+def _split_or_whole(split_file: Path | None, fold: int) -> dict:
+    """The split of ``split_file`` (checked before any data is read), or ``{}``."""
+    if split_file is None:
+        return {}
+    splits = read_split_file(split_file)
+    split_parts(splits, fold=fold, where=str(split_file))
+    return splits
+
+
 def _run_coco(args: argparse.Namespace) -> int:
-    splits = read_split_file(args.split)
-    split_parts(splits, fold=args.fold, where=str(args.split))  # before any data is read
+    splits = _split_or_whole(args.split, args.fold)
     folder = check_output_folder(args.out, kind="coco", command="gitract export coco",
                                  force=args.force, writes=("train.json", "val.json",
                                                            "test.json"))
     index = data_index(args.data_dir, args.kind, splits.get("dataset") or {},
                        args.images_subdir)
+    if not splits:  # the plain conversion: every case in train.json
+        splits = {"folds": [{"train": index.cases(), "val": [], "test": []}]}
     with progress_bars(not args.no_progress):
         written = export_coco(index, splits, args.out, root=args.data_dir, fold=args.fold,
                               parallel=ParallelConfig(n_jobs=args.n_jobs),
-                              where=str(args.split))
+                              where=str(args.split or "the whole dataset"))
     folder.create()  # after the split was checked against the data: nothing is left behind
     for part, item in written.items():
         if part != "skipped":
@@ -168,6 +196,28 @@ def _run_coco_pred(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_nnunet(args: argparse.Namespace) -> int:
+    splits = _split_or_whole(args.split, 0)
+    name = f"Dataset{args.dataset_id:03d}_gitract"
+    folder = check_output_folder(args.out, kind="nnunet", command="gitract export nnunet",
+                                 force=args.force, writes=(name,))
+    index = data_index(args.data_dir, args.kind, splits.get("dataset") or {},
+                       args.images_subdir)
+    folder.create()
+    with progress_bars(not args.no_progress):
+        written = export_nnunet(index, args.out, splits=splits or None,
+                                dataset_id=args.dataset_id, where=str(args.split),
+                                parallel=ParallelConfig(n_jobs=args.n_jobs))
+    print(f"wrote {written['folder']}: {written['training']} training scans, "
+          f"{written['test']} test scans, " + (
+              f"{written['folds']} folds in splits_final.json (copy it to "
+              f"nnUNet_preprocessed/{name}/ after planning)" if written["folds"] else
+              "no folds (nnU-Net makes its own, by case-day, not by case: give --split "
+              "for case-grouped ones)"))
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     """Dispatch to the export format."""
-    return _run_coco(args) if args.action == "coco" else _run_coco_pred(args)
+    return {"coco": _run_coco, "coco-pred": _run_coco_pred,
+            "nnunet": _run_nnunet}[args.action](args)

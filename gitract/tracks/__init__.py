@@ -3,7 +3,8 @@
 - :mod:`gitract.tracks.blocks`: kind ``blocks`` (random forest ``rf``, ``lightgbm``, any
   registered scikit-learn-style classifier on block features);
 - :mod:`gitract.tracks.block_cnn`: kind (and classifier) ``cnn``, the block CNN;
-- :mod:`gitract.tracks.segmentation`: kinds ``unet``, ``unetpp``, ``deeplabv3plus``.
+- :mod:`gitract.tracks.segmentation`: kinds ``unet``, ``unetpp``, ``deeplabv3plus``;
+- :mod:`gitract.tracks.nnunet`: kind ``nnunet`` (nnU-Net v2 through its package, an extra).
 
 Each holds its settings dataclass (``from_dict(mapping, path)``: the only owner of the
 kind's defaults and checks), its adapter (fit on a dataset index, probability maps per
@@ -19,7 +20,7 @@ and ``register("name", settings=..., adapter=...)`` (see ``docs/DESIGN.md``).
 
 from __future__ import annotations
 
-from gitract.tracks import block_cnn, blocks, segmentation  # noqa: F401  (registers)
+from gitract.tracks import block_cnn, blocks, nnunet, segmentation  # noqa: F401  (registers)
 from gitract.tracks._block_track import (
     BlockTrack,
     ProbaMaps,
