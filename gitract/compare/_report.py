@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from gitract.compare._files import clean, write_json
+from gitract.compare._report_blocks import block_model_lines
 from gitract.compare._report_statistics import convergence_lines, paired_section
 from gitract.compare._report_tables import (  # noqa: F401  (main_table: notebooks use it)
     _markdown_table,
@@ -245,6 +246,7 @@ def build_report(out: str | Path, *, n_resamples: int = N_RESAMPLES,
                   "Budgets are in optimiser steps or epochs, so the same seed gives the same "
                   "weights on another machine; a time limit is only a guard.", "",
                   *training, "", *convergence_lines(stats)]
+    lines += block_model_lines(out, summary)
     lines += ["## Figures", ""]
     captions = {
         "probability_maps": "Probability maps per class, every track side by side, truth contours",
