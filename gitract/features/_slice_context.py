@@ -60,10 +60,10 @@ def slice_context(
 
     Examples
     --------
-    >>> v = np.zeros((3, 2, 2), np.float32)
+    >>> v = np.arange(3, dtype=np.float32)[:, None, None] * np.ones((3, 2, 2), np.float32)
     >>> c = slice_context(v, [10, 11, 20], 1, (1.0, 1.0))
-    >>> c.below is v[0], c.above is None, c.gap_below
-    (True, True, 1)
+    >>> float(c.below[0, 0]), c.above is None, c.gap_below
+    (0.0, True, 1)
     """
     numbers = np.asarray(slice_numbers, dtype=np.int64)
     if len(numbers) != len(volume):
