@@ -10,6 +10,7 @@ import pandas as pd
 
 from gitract.compare._files import clean, write_json
 from gitract.compare._learning_curve import curve_lines
+from gitract.compare._report_blocks import block_model_lines
 from gitract.compare._report_final import final_lines
 from gitract.compare._report_postprocess import postprocess_section
 from gitract.compare._report_split import split_coverage_lines
@@ -263,6 +264,7 @@ def build_report(out: str | Path, *, n_resamples: int = N_RESAMPLES,
                   "Budgets are in optimiser steps or epochs, so the same seed gives the same "
                   "weights on another machine; a time limit is only a guard.", "",
                   *training, "", *convergence_lines(stats)]
+    lines += block_model_lines(out, summary)
     lines += ["## Figures", ""]
     captions = {
         "probability_maps": "Probability maps per class, every track side by side, truth contours",

@@ -5,6 +5,9 @@ Two featurizers share one interface (``prepare`` / ``transform_prepared`` /
 
 - ``"raw"`` (:class:`RawBlockFeaturizer`): the flattened block pixels, as in the seed
   project. Slow to fit and weak (FACTS.md: LightGBM took 3 min on 50k 33x33 blocks).
+- ``"bank"`` (:class:`BankFeaturizer`): the filter bank at scales in mm (per slice from
+  its spacing) instead of the pixel-scale filters, the same block features, and with
+  ``neighbours`` 2.5D columns from the slices above and below (:class:`SliceContext`).
 - ``"filters"`` (:class:`FilterFeaturizer`, the default): dense filter responses computed
   once per slice and read at the block centres, block statistics, coarse grids of
   means inside and around the block, and the position of the block inside the body.
@@ -24,6 +27,7 @@ for code that imports them from this module.
 
 from __future__ import annotations
 
+from gitract.features._bank import BankFeaturizer
 from gitract.features._body import _EPS, BodyInfo, find_body  # noqa: F401
 from gitract.features._context import (
     ContextPlanes,
@@ -34,16 +38,20 @@ from gitract.features._context import (
 from gitract.features._filters import FilterFeaturizer, _FilterState, _odd  # noqa: F401
 from gitract.features._make import FEATURIZER_KINDS, make_featurizer
 from gitract.features._raw import RawBlockFeaturizer
+from gitract.features._slice_context import SliceContext, slice_context
 
 __all__ = [
     "FEATURIZER_KINDS",
+    "BankFeaturizer",
     "BodyInfo",
     "ContextPlanes",
     "FilterFeaturizer",
     "RawBlockFeaturizer",
+    "SliceContext",
     "context_maps",
     "context_names",
     "find_body",
     "make_featurizer",
     "prepare_context",
+    "slice_context",
 ]

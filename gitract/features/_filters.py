@@ -11,6 +11,7 @@ from scipy import ndimage as ndi
 
 from gitract.blocks import check_block_size, check_centres, check_image
 from gitract.features._body import BodyInfo, find_body
+from gitract.features._slice_context import SliceContext
 
 __all__ = ["FilterFeaturizer"]
 
@@ -27,6 +28,7 @@ class _FilterState:
     grids: list[tuple[NDArray[np.float32], int, NDArray[np.intp]]]  # (padded plane, pad, offsets)
     windows: NDArray[np.float32]  # (H, W, bs, bs) view over the reflect-padded image
     body: BodyInfo
+    extra: NDArray[np.float32] | None = None  # (E, H, W) slice-context planes, read last
     slice_features: NDArray[np.float32] = field(default_factory=lambda: np.zeros(0, np.float32))
 
 
@@ -74,10 +76,13 @@ class FilterFeaturizer:
             value = getattr(self, name)
             if not isinstance(value, (int, np.integer)) or value < 1 or value % 2 == 0:
                 raise ValueError(f"{name} must be a positive odd int, got {value!r}")
+        self._check_scales()
+        self.quantiles = tuple(float(q) for q in self.quantiles)
+
+    def _check_scales(self) -> None:
         if not self.sigmas or any(s <= 0 for s in self.sigmas):
             raise ValueError(f"sigmas must be positive floats, got {self.sigmas!r}")
         self.sigmas = tuple(float(s) for s in self.sigmas)
-        self.quantiles = tuple(float(q) for q in self.quantiles)
 
     # sizes ---------------------------------------------------------------
     @property
@@ -96,10 +101,7 @@ class FilterFeaturizer:
     # names ---------------------------------------------------------------
     def feature_names(self) -> list[str]:
         """Names of the columns of ``X``, in order."""
-        names: list[str] = []
-        for s in self.sigmas:
-            tag = f"s{s:g}"
-            names += [f"gauss_{tag}", f"edge_{tag}", f"hess_hi_{tag}", f"hess_lo_{tag}"]
+        names = self._filter_names()
         for w in self._windows:
             names += [f"mean_w{w}", f"std_w{w}"]
         names += [f"rel_mean_w{self.block_size}", "rel_gauss_s2", "zlocal"]
@@ -112,25 +114,24 @@ class FilterFeaturizer:
             "pos_inside_body",
             "body_mean", "body_std", "body_height", "body_width", "body_area",
         ]  # fmt: skip
+        return names + self._extra_names()
+
+    def _filter_names(self) -> list[str]:
+        names: list[str] = []
+        for s in self.sigmas:
+            tag = f"s{s:g}"
+            names += [f"gauss_{tag}", f"edge_{tag}", f"hess_hi_{tag}", f"hess_lo_{tag}"]
         return names
 
-    # dense work ----------------------------------------------------------
-    def prepare(self, image: NDArray[np.floating]) -> _FilterState:
-        """Per-slice dense work: filter planes, padded cell-mean planes, body outline.
+    def _extra_names(self) -> list[str]:
+        """Names of :meth:`_extra_values`' then :meth:`_extra_planes`' columns, appended
+        last (none here)."""
+        return []
 
-        Parameters
-        ----------
-        image : ndarray of shape (H, W), float32 in [0, 1]
-
-        Returns
-        -------
-        state
-            Opaque; pass to :meth:`transform_prepared` with any number of centres.
-        """
-        image = check_image(image).astype(np.float32, copy=False)
-        height, width = image.shape
-        body = find_body(image)
-
+    def _filter_planes(self, image: NDArray[np.float32], slice_context: SliceContext | None,
+                       ) -> tuple[list[NDArray[np.float32]], NDArray[np.float32] | None]:
+        """The dense filter planes (pixel scales) and the sigma = 2 px Gaussian if among
+        them."""
         planes: list[NDArray[np.float32]] = []
         gauss2 = None
         for s in self.sigmas:
@@ -144,6 +145,39 @@ class FilterFeaturizer:
             planes += [g, s * np.hypot(gr, gc), s * s * (half_trace + root), s * s * (half_trace - root)]
             if s == 2.0:
                 gauss2 = g
+        return planes, gauss2
+
+    def _extra_values(self, slice_context: SliceContext | None) -> list[float]:
+        """Slice-level columns after ``body_*`` (none here)."""
+        return []
+
+    def _extra_planes(self, image: NDArray[np.float32], slice_context: SliceContext | None,
+                      ) -> list[NDArray[np.float32]]:
+        """Dense planes read at the centres after the slice columns (none here)."""
+        return []
+
+    # dense work ----------------------------------------------------------
+    def prepare(self, image: NDArray[np.floating],
+                slice_context: SliceContext | None = None) -> _FilterState:
+        """Per-slice dense work: filter planes, padded cell-mean planes, body outline.
+
+        Parameters
+        ----------
+        image : ndarray of shape (H, W), float32 in [0, 1]
+        slice_context : SliceContext, optional
+            Spacing, neighbours and stack position (unused by the pixel-scale filters;
+            :class:`~gitract.features.BankFeaturizer` reads it).
+
+        Returns
+        -------
+        state
+            Opaque; pass to :meth:`transform_prepared` with any number of centres.
+        """
+        image = check_image(image).astype(np.float32, copy=False)
+        height, width = image.shape
+        body = find_body(image)
+
+        planes, gauss2 = self._filter_planes(image, slice_context)
         if gauss2 is None:
             gauss2 = ndi.gaussian_filter(image, 2.0, truncate=3.0, mode="mirror")
 
@@ -172,12 +206,15 @@ class FilterFeaturizer:
 
         r0, c0, r1, c1 = body.bbox
         slice_features = np.array(
-            [body.mean, body.std, (r1 - r0 + 1) / height, (c1 - c0 + 1) / width, body.mask.mean()],
+            [body.mean, body.std, (r1 - r0 + 1) / height, (c1 - c0 + 1) / width, body.mask.mean(),
+             *self._extra_values(slice_context)],
             dtype=np.float32,
         )
+        extra = self._extra_planes(image, slice_context)
         return _FilterState(
             shape=(height, width),
             planes=np.stack(planes).astype(np.float32, copy=False),
+            extra=np.stack(extra).astype(np.float32, copy=False) if extra else None,
             grids=grids,
             windows=windows,
             body=body,
@@ -210,6 +247,8 @@ class FilterFeaturizer:
 
         parts.append(self._position(state, rows, cols))
         parts.append(np.broadcast_to(state.slice_features, (n, state.slice_features.size)))
+        if state.extra is not None:
+            parts.append(state.extra[:, rows, cols].T)
         return np.ascontiguousarray(np.concatenate(parts, axis=1), dtype=np.float32)
 
     def _position(self, state: _FilterState, rows, cols) -> NDArray[np.float32]:
@@ -239,6 +278,7 @@ class FilterFeaturizer:
             axis=1,
         )
 
-    def transform(self, image: NDArray[np.floating], rows, cols) -> NDArray[np.float32]:
-        """``transform_prepared(prepare(image), rows, cols)``."""
-        return self.transform_prepared(self.prepare(image), rows, cols)
+    def transform(self, image: NDArray[np.floating], rows, cols,
+                  slice_context: SliceContext | None = None) -> NDArray[np.float32]:
+        """``transform_prepared(prepare(image, slice_context), rows, cols)``."""
+        return self.transform_prepared(self.prepare(image, slice_context), rows, cols)

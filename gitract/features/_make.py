@@ -6,25 +6,29 @@ from typing import Any
 
 import numpy as np  # noqa: F401 (the doctest uses it)
 
+from gitract.features._bank import BankFeaturizer
 from gitract.features._filters import FilterFeaturizer
 from gitract.features._raw import RawBlockFeaturizer
 
 __all__ = ["FEATURIZER_KINDS", "make_featurizer"]
 
 
-FEATURIZER_KINDS: tuple[str, ...] = ("filters", "raw")
+FEATURIZER_KINDS: tuple[str, ...] = ("filters", "bank", "raw")
 
 def make_featurizer(
     kind: str = "filters", *, block_size: int = 33, **params: Any
-) -> FilterFeaturizer | RawBlockFeaturizer:
+) -> FilterFeaturizer | BankFeaturizer | RawBlockFeaturizer:
     """Featurizer by name.
 
     Parameters
     ----------
-    kind : {"filters", "raw"}
+    kind : {"filters", "bank", "raw"}
+        ``"filters"``: the pixel-scale features (the study's first feature set);
+        ``"bank"``: the filter bank in mm, optionally 2.5D (:class:`BankFeaturizer`);
+        ``"raw"``: block pixels.
     block_size : int, default 33
     **params
-        Passed to :class:`FilterFeaturizer` or :class:`RawBlockFeaturizer`.
+        Passed to the featurizer's class.
 
     Examples
     --------
@@ -34,6 +38,8 @@ def make_featurizer(
     """
     if kind == "filters":
         return FilterFeaturizer(block_size=block_size, **params)
+    if kind == "bank":
+        return BankFeaturizer(block_size=block_size, **params)
     if kind == "raw":
         return RawBlockFeaturizer(block_size=block_size, **params)
     raise ValueError(f"kind must be one of {FEATURIZER_KINDS}, got {kind!r}")

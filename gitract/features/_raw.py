@@ -40,8 +40,9 @@ class RawBlockFeaturizer:
         if not isinstance(self.context, (bool, np.bool_)):
             raise ValueError(f"context must be a bool, got {self.context!r}")
 
-    def prepare(self, image: NDArray[np.floating]):
-        """The image as float32 (with ``context``: and its :class:`ContextPlanes`)."""
+    def prepare(self, image: NDArray[np.floating], slice_context: object = None):
+        """The image as float32 (with ``context``: and its :class:`ContextPlanes`); the
+        slice context (spacing, neighbours) is not used by raw pixels."""
         image = check_image(image).astype(np.float32, copy=False)
         if not self.context:
             return image

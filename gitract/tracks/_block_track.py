@@ -36,10 +36,11 @@ from gitract.blocks import (
     sample_block_centres,
 )
 from gitract.data.record import SliceStack
-from gitract.features import find_body
+from gitract.features import find_body, slice_context
 from gitract.postprocessing import ThresholdTuning
 from gitract.preprocessing import normalize_intensity
 from gitract.probmaps import centres_to_map, organ_proba, predict_proba_map
+from gitract.tracks._autocontext import context_columns
 
 
 def normalize_stack(stack: SliceStack) -> NDArray[np.float32]:
@@ -71,8 +72,10 @@ def _grid_key(stack, s, featurizer, step):
     return ("grid", stack.key, stack.ids[s], repr(featurizer), int(step))
 
 
-def _slice_features(stack, s, image, featurizer, config, cache, want, *, step=None):
-    """Training ``(X, y, seconds)`` or grid ``(X, rows, cols, seconds)`` of slice ``s``.
+def _slice_features(stack, s, volume, featurizer, config, cache, want, *, step=None):
+    """Training ``(X, y, rows, cols, seconds)`` or grid ``(X, rows, cols, seconds)`` of
+    slice ``s`` of the normalised ``volume`` (its :class:`~gitract.features.SliceContext`:
+    spacing, neighbours by true slice number, stack position, goes to ``prepare``).
 
     With a cache, one ``prepare`` fills both entries (every slice is eventually used
     for training in one fold and predicted in another).
@@ -86,7 +89,10 @@ def _slice_features(stack, s, image, featurizer, config, cache, want, *, step=No
     if cache is not None and stack.masks is not None:
         todo = [w for w in ("train", "grid") if keys[w] not in cache]
     t0 = time.perf_counter()
-    state = featurizer.prepare(image)
+    image = volume[s]
+    context = slice_context(volume, stack.slice_numbers, s, stack.spacing,
+                            max_gap=getattr(featurizer, "max_gap", 1))
+    state = featurizer.prepare(image, context)
     prep = time.perf_counter() - t0
     out = {}
     for what in todo:
@@ -101,7 +107,7 @@ def _slice_features(stack, s, image, featurizer, config, cache, want, *, step=No
             )
             X = featurizer.transform_prepared(state, rows, cols)
             y = dominant_labels(mask, rows, cols, classes=stack.classes)
-            out[what] = (X, y, prep + time.perf_counter() - t0)
+            out[what] = (X, y, rows, cols, prep + time.perf_counter() - t0)
         else:
             rows, cols = block_grid(image.shape, step=step)
             rr, cc = np.meshgrid(rows, cols, indexing="ij")
@@ -110,6 +116,24 @@ def _slice_features(stack, s, image, featurizer, config, cache, want, *, step=No
         if cache is not None:
             cache[keys[what]] = out[what]
     return out[want]
+
+
+def _chain_map(models, X, rows, cols, shape, names, config, spacing, interpolation):
+    """The last of ``models``' (H, W, C) map of one slice from its grid features ``X``:
+    stage 1 reads ``X``, each later stage ``X`` plus the previous map's context columns."""
+    rr, cc = (a.ravel() for a in np.meshgrid(rows, cols, indexing="ij"))
+    proba = None
+    for model in models:
+        Xs = X if proba is None else np.hstack([X, _context(proba, rr, cc, config, spacing)])
+        grid = organ_proba(np.asarray(model.predict_proba(Xs)), model, names)
+        proba = centres_to_map(grid.reshape(len(rows), len(cols), -1), rows, cols, shape,
+                               interpolation=interpolation)
+    return proba
+
+
+def _context(proba, rows, cols, config, spacing):
+    return context_columns(proba, rows, cols, spacing=spacing,
+                           scales_mm=config.context_scales_mm, block_size=config.block_size)
 
 
 # --------------------------------------------------------------------------- train
@@ -126,6 +150,9 @@ class BlockTrack:
     config : Any
     classes : tuple of str
         Organ classes of the probability-map channels.
+    stage_models : tuple of estimators
+        Auto-context: the earlier stages' models fitted on all training cases (``model``
+        is the last stage's); empty for one stage.
     tuning : ThresholdTuning or None
         Thresholds chosen on validation stacks (None until tuned).
     fit_seconds, featurize_seconds : float
@@ -134,18 +161,22 @@ class BlockTrack:
     class_counts : dict
         Training blocks per label (0 = background).
     train_keys : tuple of str
+    search : list of dict
+        Capacity-search trials on the validation cases (empty without a search).
     """
 
     model: Any
     featurizer: Any
     config: Any
     classes: tuple[str, ...]
+    stage_models: tuple = ()
     tuning: ThresholdTuning | None = None
     fit_seconds: float = math.nan
     featurize_seconds: float = math.nan
     n_train_blocks: int = 0
     class_counts: dict[int, int] = field(default_factory=dict)
     train_keys: tuple[str, ...] = ()
+    search: list[dict] = field(default_factory=list)
 
     def __iter__(self):
         """``model, featurizer = track``."""
@@ -157,7 +188,7 @@ class BlockTrack:
         featurizer = None if hasattr(self.model, "predict_proba_dense") else self.featurizer
         return predict_stacks(self.model, featurizer, stacks, step=self.config.step,
                               interpolation=self.config.interpolation, classes=self.classes,
-                              cache=cache, config=self.config)
+                              cache=cache, config=self.config, stage_models=self.stage_models)
 
     def predict_masks(self, stacks: Sequence[SliceStack]) -> dict[str, NDArray[np.bool_]]:
         """Thresholded masks ``{key: (S, H, W, C) bool}`` (0.5 when untuned)."""
@@ -166,8 +197,8 @@ class BlockTrack:
 
     @property
     def model_bytes(self) -> int:
-        """Size of the pickled model."""
-        return len(pickle.dumps(self.model, protocol=pickle.HIGHEST_PROTOCOL))
+        """Size of the pickled model (all stages)."""
+        return len(pickle.dumps((self.stage_models, self.model), protocol=pickle.HIGHEST_PROTOCOL))
 
 
 def train_block_track(
@@ -242,6 +273,7 @@ def training_rows(
     n_train_slices: int | None = None,
     cache: dict | None = None,
     featurizer: Any = None,
+    chain: Sequence[Any] = (),
 ) -> tuple[NDArray, NDArray, float]:
     """The training sample of one labelled stack: ``(X, y, featurize_seconds)``.
 
@@ -254,6 +286,9 @@ def training_rows(
     With ``config.training == "dense"`` the rows are whole slices: ``X`` (S', H, W)
     float32 normalised slices and ``y`` (S', H, W) int8 dominant-class maps. Under
     ``config.max_train_slices`` only a seeded share of the slices is kept (either way).
+
+    ``chain`` (auto-context): the earlier stages' models for this stack, fitted WITHOUT
+    its case (cross-fitting); each slice's map from them adds the context columns.
     """
     if stack.masks is None:
         raise ValueError(f"training stack {stack.key!r} has no masks")
@@ -269,7 +304,17 @@ def training_rows(
     limit = per_slice_limit(config, n_train_slices or stack.n_slices)
     Xs, ys, seconds = [], [], 0.0
     for s in slices:
-        X, y, sec = _slice_features(stack, s, volume[s], featurizer, config, cache, "train")
+        local = {} if chain and cache is None else cache  # one prepare for both entries
+        X, y, rows, cols, sec = _slice_features(stack, s, volume, featurizer, config, local,
+                                                "train")
+        if chain:
+            t0 = time.perf_counter()
+            Xg, gr, gc, sec_g = _slice_features(stack, s, volume, featurizer, config, local,
+                                                "grid")
+            proba = _chain_map(chain, Xg, gr, gc, volume.shape[1:], stack.classes, config,
+                               stack.spacing, config.interpolation)
+            X = np.hstack([X, _context(proba, rows, cols, config, stack.spacing)])
+            sec += sec_g + time.perf_counter() - t0
         if limit is not None and len(y) > limit:
             gen = np.random.default_rng(_slice_seed(config.random_state + 1, stack.ids[s]))
             keep = np.sort(gen.choice(len(y), size=limit, replace=False))
@@ -280,6 +325,23 @@ def training_rows(
     return np.concatenate(Xs), np.concatenate(ys), seconds
 
 
+def grid_rows(stack: SliceStack, config: Any, *, featurizer: Any = None,
+              ) -> tuple[NDArray, NDArray]:
+    """The prediction grid's rows of every slice of a labelled stack and the dominant
+    class at each centre: ``(X, labels)`` (what the capacity search scores on)."""
+    if stack.masks is None:
+        raise ValueError(f"stack {stack.key!r} has no masks")
+    featurizer = config.make_featurizer() if featurizer is None else featurizer
+    volume = normalize_stack(stack)
+    Xs, ys = [], []
+    for s in range(stack.n_slices):
+        X, rows, cols, _ = _slice_features(stack, s, volume, featurizer, config, None, "grid")
+        rr, cc = (a.ravel() for a in np.meshgrid(rows, cols, indexing="ij"))
+        Xs.append(X)
+        ys.append(dominant_labels(stack.masks[s], rr, cc, classes=stack.classes))
+    return np.concatenate(Xs), np.concatenate(ys)
+
+
 def fit_block_track(
     parts: Sequence[tuple[NDArray, NDArray, float]],
     config: Any,
@@ -287,6 +349,7 @@ def fit_block_track(
     *,
     train_keys: Sequence[str] = (),
     featurizer: Any = None,
+    stage_models: Sequence[Any] = (),
 ) -> BlockTrack:
     """Fit the classifier on the stacks' :func:`training_rows` (in stack order).
 
@@ -314,7 +377,8 @@ def fit_block_track(
     fit_seconds = time.perf_counter() - t0
     return BlockTrack(
         model=model, featurizer=config.make_featurizer() if featurizer is None else featurizer,
-        config=config, classes=tuple(classes), fit_seconds=fit_seconds,
+        config=config, classes=tuple(classes), stage_models=tuple(stage_models),
+        fit_seconds=fit_seconds,
         featurize_seconds=featurize_seconds, n_train_blocks=int(counts.sum()),
         class_counts={int(k): int(v) for k, v in zip(labels, counts, strict=True)},
         train_keys=tuple(train_keys),
@@ -350,6 +414,7 @@ def predict_stacks(
     classes: Sequence[str] | None = None,
     cache: dict | None = None,
     config: Any = None,
+    stage_models: Sequence[Any] = (),
 ) -> ProbaMaps:
     """Probability maps of every slice of every stack.
 
@@ -369,6 +434,10 @@ def predict_stacks(
     cache : dict, optional
         Per-slice grid features (needs ``config`` for the sampling keys).
     config : BlockSettings, optional
+        Needed with a featurizer that reads the slice context (spacing, neighbours) and
+        with ``stage_models``.
+    stage_models : sequence of estimators
+        Auto-context: the earlier stages, run first on each slice (``model`` is last).
 
     Returns
     -------
@@ -385,18 +454,17 @@ def predict_stacks(
         maps = np.zeros((*volume.shape, len(names)), np.float32)
         for s in range(stack.n_slices):
             t0 = time.perf_counter()
-            if featurizer is None or cache is None or config is None:
+            if featurizer is None or config is None:
                 maps[s] = predict_proba_map(model, volume[s], featurizer=featurizer, step=step,
                                             interpolation=interpolation, classes=names,
                                             block_size=None if config is None else config.block_size)
                 total += time.perf_counter() - t0
             else:
                 X, rows, cols, feat_seconds = _slice_features(
-                    stack, s, volume[s], featurizer, config, cache, "grid", step=step)
+                    stack, s, volume, featurizer, config, cache, "grid", step=step)
                 t0 = time.perf_counter()
-                grid = organ_proba(np.asarray(model.predict_proba(X)), model, names)
-                maps[s] = centres_to_map(grid.reshape(len(rows), len(cols), -1), rows, cols,
-                                         volume.shape[1:], interpolation=interpolation)
+                maps[s] = _chain_map((*stage_models, model), X, rows, cols, volume.shape[1:],
+                                     names, config, stack.spacing, interpolation)
                 total += feat_seconds + time.perf_counter() - t0
             n += 1
         out[stack.key] = maps

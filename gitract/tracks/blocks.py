@@ -24,16 +24,17 @@ import joblib
 
 from gitract.blocks import check_block_size
 from gitract.data.record import DataError, SliceStack
-from gitract.features import make_featurizer
+from gitract.features import FEATURIZER_KINDS, make_featurizer
 from gitract.models import device_name_problem
 from gitract.models.pipelines import LGBM_DEFAULTS, RF_DEFAULTS, make_lgbm, make_rf
 from gitract.postprocessing import ThresholdTuning
 from gitract.probmaps import INTERPOLATIONS
-from gitract.tracks._block_track import BlockTrack, fit_block_track, training_rows
+from gitract.tracks._autocontext import context_column_names
+from gitract.tracks._block_track import BlockTrack
 from gitract.tracks._registry import classifier, classifiers, register
 from gitract.tracks._tuning import TUNING_KEYS
 from gitract.utils.io import atomic_path, write_text_atomic
-from gitract.utils.parallel import ParallelConfig, map_scans
+from gitract.tracks._staged_fit import fit_from_index
 from gitract.utils.schema import (
     KeyProblem,
     at_least,
@@ -49,7 +50,9 @@ from gitract.utils.schema import (
 __all__ = ["BlockSettings", "BlockTrackAdapter", "load_block_track", "save_block_track"]
 
 _RULES = {
-    "features": one_of(("filters", "raw")), "interpolation": one_of(INTERPOLATIONS),
+    "features": one_of(FEATURIZER_KINDS), "stages": between(1, 3),
+    "crossfit_folds": at_least(2), "search_trials": at_least(0),
+    "context_scales_mm": between(0.0, 1000.0, open_low=True), "interpolation": one_of(INTERPOLATIONS),
     "step": at_least(1), "n_per_class": at_least(0), "background_cap": at_least(0),
     "border_fraction": between(0.0, 1.0), "max_train_blocks": at_least(1),
     "max_train_slices": at_least(1), "training": one_of(("blocks", "dense")),
@@ -75,8 +78,10 @@ class BlockSettings:
         Positive odd block size (33 or 63 in the study).
     step : int
         Stride of the prediction grid (probability maps are interpolated in between).
-    features : {"filters", "raw"}
-        Featurizer kind; ``feature_params`` go to ``make_featurizer``. For the CNN the
+    features : {"filters", "bank", "raw"}
+        Featurizer kind; ``feature_params`` go to ``make_featurizer``. ``"filters"``:
+        the first feature set (pixel scales; kept for the ablation); ``"bank"``: the
+        filter bank in mm (``feature_params.neighbours: true`` adds the 2.5D columns). For the CNN the
         raw featurizer's ``context`` follows ``model_params.context_features``; written
         out, it must agree.
     n_per_class : int
@@ -97,6 +102,13 @@ class BlockSettings:
         Seeds the sampling and the classifier (the run's track seed unless set).
     model_params : mapping
         Overrides of the classifier's defaults (``make_rf`` / ``make_lgbm`` / the CNN).
+    stages : {1, 2, 3}
+        Auto-context stages (rf / lightgbm): stage k adds columns of stage k-1's maps
+        (smoothed at ``context_scales_mm``, read on a 3x3 block-sized grid), training
+        cases' maps cross-fitted over ``crossfit_folds`` groups of training cases.
+    search_trials : int
+        With > 0, a seeded random search of that many trials picks ``model_params`` on
+        the validation cases (trial 0: the given ones; :mod:`gitract.tracks._capacity`).
     """
 
     classifier: str = "rf"
@@ -114,6 +126,10 @@ class BlockSettings:
     interpolation: str = "linear"
     random_state: int = 0
     model_params: Mapping[str, Any] = field(default_factory=dict)
+    stages: int = 1
+    context_scales_mm: tuple[float, ...] = (2.0, 8.0, 24.0)
+    crossfit_folds: int = 3
+    search_trials: int = 0
 
     def __post_init__(self) -> None:
         if self.classifier not in classifiers():
@@ -131,8 +147,23 @@ class BlockSettings:
             raise ValueError(f"training must be 'blocks' or 'dense', got {self.training!r}")
         if self.training == "dense" and self.classifier != "cnn":
             raise ValueError(f"training='dense' needs classifier 'cnn', got {self.classifier!r}")
-        if self.features not in ("filters", "raw"):
-            raise ValueError(f"features must be 'filters' or 'raw', got {self.features!r}")
+        if self.features not in FEATURIZER_KINDS:
+            raise ValueError(f"features must be one of {FEATURIZER_KINDS}, got {self.features!r}")
+        if self.stages not in (1, 2, 3):
+            raise ValueError(f"stages must be 1, 2 or 3, got {self.stages!r}")
+        if self.stages > 1 and self.classifier == "cnn":
+            raise ValueError("stages > 1 (auto-context) needs classifier 'rf' or 'lightgbm'")
+        if self.search_trials and self.classifier == "cnn":
+            raise ValueError("search_trials needs classifier 'rf' or 'lightgbm'")
+        for name in ("crossfit_folds", "search_trials"):
+            value, low = getattr(self, name), 2 if name == "crossfit_folds" else 0
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+        scales = tuple(self.context_scales_mm)
+        if not scales or any(isinstance(x, bool) or not isinstance(x, (int, float)) or x <= 0
+                             for x in scales):
+            raise ValueError(f"context_scales_mm must be positive numbers, got {scales!r}")
+        object.__setattr__(self, "context_scales_mm", tuple(float(x) for x in scales))
         if self.classifier == "cnn" and self.features != "raw":
             raise ValueError(f"classifier 'cnn' needs features='raw', got {self.features!r}")
         if self.classifier == "cnn" and "context" in dict(self.feature_params):
@@ -179,7 +210,7 @@ class BlockSettings:
 
     def _check_feature_params(self, path: str) -> None:
         cls = type(make_featurizer(self.features, block_size=self.block_size))
-        names = [f.name for f in fields(cls)] if is_dataclass(cls) else []
+        names = [f.name for f in fields(cls) if f.init] if is_dataclass(cls) else []
         if names:
             check_keys(self.feature_params, [n for n in names if n != "block_size"], path,
                        what=f"parameter of {cls.__name__}")
@@ -194,6 +225,14 @@ class BlockSettings:
         if self.classifier == "cnn" and self.model_params.get("context_features", False):
             params.setdefault("context", True)  # the CNN's X: pixels, then context columns
         return make_featurizer(self.features, block_size=self.block_size, **params)
+
+    def feature_names(self, classes) -> list[str]:
+        """Names of the last stage's columns (block features, then the context columns
+        of each earlier stage's maps... only the previous one's: stage k reads k-1)."""
+        names = list(self.make_featurizer().feature_names())
+        if self.stages > 1:
+            names += context_column_names(classes, self.context_scales_mm, self.stages)
+        return names
 
     def make_model(self):
         """An unfitted classifier seeded with ``random_state`` (the registry's spec)."""
@@ -264,16 +303,15 @@ class BlockTrackAdapter:
         self.settings = settings
         self.random_state = random_state
         self.track_: BlockTrack | None = None
+        self.search_: list = []
 
     def fit(self, index, train_keys: Sequence[str], val_keys: Sequence[str], *,
             parallel=None) -> BlockTrackAdapter:
-        n_slices = sum(index.ref(k).n_slices for k in train_keys)
-        parts = map_scans(_training_rows, [index.source(k) for k in train_keys],
-                          parallel=parallel or ParallelConfig(),
-                          desc="training scans (read, sample, featurise)",
-                          config=self.settings, n_train_slices=n_slices)
-        self.track_ = fit_block_track(parts, self.settings, index.classes,
-                                      train_keys=list(train_keys))
+        """Fit on the training scans (capacity search on the validation scans, auto-context
+        stages: :func:`gitract.tracks._staged_fit.fit_from_index`); test scans unread."""
+        self.track_, _, self.search_ = fit_from_index(index, train_keys, val_keys,
+                                                      self.settings, parallel=parallel)
+        self.track_.search = self.search_
         return self
 
     def predict_proba_stack(self, stack: SliceStack):
@@ -327,10 +365,6 @@ class BlockTrackAdapter:
         return self
 
 
-def _training_rows(source, *, config, n_train_slices):
-    return training_rows(source.read(), config, n_train_slices=n_train_slices)
-
-
 # ---------------------------------------------------------------------- save / load
 _TRACK_FILE = "track.joblib"
 _TRACK_JSON = "track.json"
@@ -342,14 +376,15 @@ def save_block_track(track: BlockTrack, directory: str | Path) -> Path:
     directory = Path(directory)
     tuning = track.tuning or ThresholdTuning.fixed(track.classes)
     payload = {
-        "format": 1, "model": track.model, "config": track.config.to_dict(),
+        "format": 1, "model": track.model, "stage_models": list(track.stage_models),
+        "config": track.config.to_dict(), "search": list(getattr(track, "search", [])),
         "classes": list(track.classes), "tuning": tuning.to_dict(),
         "train_keys": list(track.train_keys), "n_train_blocks": track.n_train_blocks,
         "class_counts": track.class_counts, "fit_seconds": track.fit_seconds,
     }
     with atomic_path(directory / _TRACK_FILE) as tmp:
         joblib.dump(payload, tmp, compress=3)
-    meta = {k: v for k, v in payload.items() if k != "model"}
+    meta = {k: v for k, v in payload.items() if k not in ("model", "stage_models")}
     meta["class_counts"] = {str(k): v for k, v in track.class_counts.items()}
     write_text_atomic(directory / _TRACK_JSON, json.dumps(meta, indent=2) + "\n")
     return directory
@@ -379,10 +414,11 @@ def load_block_track(directory: str | Path) -> BlockTrack:
     return BlockTrack(
         model=payload["model"], featurizer=config.make_featurizer(), config=config,
         classes=tuple(payload["classes"]), tuning=ThresholdTuning.from_dict(payload["tuning"]),
+        stage_models=tuple(payload.get("stage_models", ())),
         fit_seconds=payload.get("fit_seconds", math.nan),
         n_train_blocks=payload.get("n_train_blocks", 0),
         class_counts=dict(payload.get("class_counts", {})),
-        train_keys=tuple(payload.get("train_keys", ())),
+        train_keys=tuple(payload.get("train_keys", ())), search=list(payload.get("search", [])),
     )
 
 

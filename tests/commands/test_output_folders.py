@@ -196,6 +196,7 @@ def test_export_coco_refuses_a_folder_of_other_files(env, run_a, tmp_path, capsy
 
 
 @pytest.mark.parametrize("name", ["quick", "real", "phantom_long", "ablation_cnn_sampling",
+                                  "ablation_features",
                                   "ablation_real_context"])
 def test_each_committed_report_is_the_same_config_as_its_yaml(name):
     """``make experiments`` resumes ``reports/quick`` (and the other committed runs) only
