@@ -56,7 +56,8 @@ def test_report_names_the_new_tracks_as_deep_tracks(nets_run):
     assert "| unetpp | unetpp |" in text and "| deeplab | deeplabv3plus |" in text
     # Each network is its own family in the written summary, and a deep track with a
     # learning curve (the Converged column, the training section).
-    assert "U-Net++ (best unetpp" in text and "DeepLabV3+ (best deeplab" in text
+    assert "U-Net++ (unetpp, " in text and "DeepLabV3+ (deeplab, " in text
+    assert "representative: each family's track with the highest validation score" in text
     table = next(line for line in text.splitlines() if line.startswith("| track | Dice"))
     assert "Converged" in table
     training = text.split("## Training of the deep tracks", 1)[1]
