@@ -92,3 +92,16 @@ def test_a_size_above_the_training_cases_stops_before_the_run_folder(tmp_path):
     with pytest.raises(DataError, match="fold 0: 5 training cases asked, only 2 available"):
         run_comparison(config_from_dict(raw), tmp_path / "run", progress=False)
     assert not (tmp_path / "run").exists()
+
+
+def test_a_config_without_a_curve_round_trips_through_its_json():
+    """A run's config.json holds ``learning_curve: null``; reading it back (aggregate_run,
+    gitract report) must accept that."""
+    raw = {"name": "x", "tracks": [{"name": "rf", "kind": "blocks",
+                                    "params": {"classifier": "rf"}}]}
+    config = config_from_dict(raw)
+    stored = json.loads(json.dumps(config.to_dict()))
+    assert stored["learning_curve"] is None
+    assert config_from_dict(stored) == config
+    with_curve = config_from_dict({**raw, "learning_curve": {"train_cases": [1, 2]}})
+    assert config_from_dict(json.loads(json.dumps(with_curve.to_dict()))) == with_curve

@@ -125,3 +125,17 @@ def test_predict_applies_the_recorded_steps(spied_run, tmp_path):
     assert len(merged) == len(expected)
     assert (merged["predicted_want"] == merged["predicted_sub"]).all()
     assert forced < plain  # the forceful choice did remove something
+
+
+def test_run_level_sweep_keeps_the_best_row_per_step_set_and_the_choice(spied_run):
+    import pandas as pd
+
+    _, out, _ = spied_run
+    full = pd.read_csv(out / "steps/fold0/rf/eval/postprocess.csv")
+    run = pd.read_csv(out / "postprocess.csv")
+    run = run[run["model"] == "rf"]
+    assert len(run) < len(full)  # the step folder keeps every candidate, the run table few
+    for cls, part in full.groupby("class"):
+        mine = run[run["class"] == cls]
+        assert mine["score"].max() == part["score"].max()
+        assert mine["chosen"].sum() == part["chosen"].sum() == 1

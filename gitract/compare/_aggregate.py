@@ -26,6 +26,40 @@ def _step_dirs(out: Path, config: ExperimentConfig) -> list[tuple[int, str, Path
     return dirs
 
 
+def best_per_step_set(candidates: pd.DataFrame) -> pd.DataFrame:
+    """The run-level view of a step's volume-step sweep (``postprocess.csv``): per class,
+    the best validation row of each combination of steps switched on (gate, z-range,
+    components, threshold shift), and the chosen row. The step folder keeps every
+    candidate; the run-level table stays small (a few dozen rows per class) however fine
+    the candidate grids are.
+
+    Examples
+    --------
+    >>> rows = pd.DataFrame({"class": "c", "threshold_shift": 0.0, "gate_cut": [0.0, 0.5, 0.7],
+    ...                      "gate_area": 0.0, "z_margin": float("inf"),
+    ...                      "component_fraction": 0.0, "score": [0.5, 0.6, 0.7],
+    ...                      "chosen": [True, False, False]})
+    >>> best_per_step_set(rows)[["gate_cut", "score", "chosen"]].values.tolist()
+    [[0.0, 0.5, True], [0.7, 0.7, False]]
+    >>> len(best_per_step_set(rows.assign(score=float("nan"))))  # no truth: first and chosen
+    2
+    """
+    if candidates.empty or "score" not in candidates:
+        return candidates
+    on = {"_gate": (candidates["gate_cut"] > 0) | (candidates["gate_area"] > 0),
+          "_z": np.isfinite(candidates["z_margin"]),
+          "_components": candidates["component_fraction"] > 0,
+          "_shift": candidates["threshold_shift"],
+          # A NaN score (a class without truth on validation) ranks last.
+          "_score": candidates["score"].fillna(-np.inf)}
+    best = (candidates.assign(**on)
+            .sort_values("_score", ascending=False, kind="stable")
+            .drop_duplicates(["class", "_gate", "_z", "_components", "_shift"])
+            .drop(columns=list(on)))
+    chosen = candidates[candidates["chosen"].astype(bool)]
+    return pd.concat([best, chosen]).drop_duplicates().sort_index()
+
+
 def aggregate_run(out: Path, config: ExperimentConfig | None = None) -> dict:
     """Collect every step's outputs into run-level CSVs and ``summary.json`` (with the
     case-level bootstrap statistics of :mod:`gitract.compare._statistics`)."""
@@ -47,9 +81,10 @@ def aggregate_run(out: Path, config: ExperimentConfig | None = None) -> dict:
             path = d / f"{n}.csv"
             if path.is_file() and path.stat().st_size > 1:
                 try:
-                    frames[n].append(pd.read_csv(path))
+                    part = pd.read_csv(path)
                 except pd.errors.EmptyDataError:
-                    pass
+                    continue
+                frames[n].append(best_per_step_set(part) if n == "postprocess" else part)
         m = json.loads((d / "metrics.json").read_text())
         # Fit time and training record come from the training step (a resumed run loads
         # the model).

@@ -64,7 +64,8 @@ def build_experiment(raw: Any) -> ExperimentConfig:
         raise KeyProblem("", f"expected a mapping of settings at the top level, got {show(raw)}")
     sections = ("data", "split", "report", "parallel", "tracks", "metrics", "learning_curve")
     for key in sections:
-        if key in raw and raw[key] is None:  # "data:" with nothing under it, or "data: null"
+        # learning_curve: null is what a run's config.json holds without a curve.
+        if key in raw and raw[key] is None and key != "learning_curve":  # "data:" with nothing under it, or "data: null"
             default = " (the embedded phantom)" if key == "data" else ""
             raise KeyProblem(key, f"is null (an empty section?): give its settings, or leave "
                                   f"the key out for the defaults{default}")
