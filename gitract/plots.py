@@ -186,11 +186,11 @@ def plot_bars(values: pd.DataFrame, *, column: str, ylabel: str, ax=None):
 
 def plot_learning_curves(curves: pd.DataFrame):
     """One row per track: training loss (left) and its validation value (right, the
-    U-Net's Dice or the CNN's loss) against the optimiser step (or the epoch when steps
+    networks' validation score (or Dice) or the CNN's loss) against the optimiser step (or the epoch when steps
     are not recorded), one line per fold.
 
     ``curves`` has columns ``model``, ``epoch``, ``train_loss`` and optionally ``fold``,
-    ``step``, ``val_dice``, ``val_loss``.
+    ``step``, ``val_score``, ``val_dice``, ``val_loss``.
     """
     if curves.empty:
         raise ValueError("plot_learning_curves needs at least one row")
@@ -199,7 +199,7 @@ def plot_learning_curves(curves: pd.DataFrame):
                              layout="constrained")
     for r, name in enumerate(names):
         part = curves[curves["model"] == name]
-        val_col = next((c for c in ("val_dice", "val_loss") if c in part
+        val_col = next((c for c in ("val_score", "val_dice", "val_loss") if c in part
                         and part[c].notna().any()), None)
         use_step = "step" in part and part["step"].notna().all()
         groups = part.groupby("fold", sort=True) if "fold" in part else [(0, part)]

@@ -12,6 +12,7 @@ import pandas as pd
 
 from gitract.compare._environment import dataset_description
 from gitract.compare._files import clean, write_csv, write_json
+from gitract.compare._seeds import SEEDS_DIR, seed_statistics, seed_table
 from gitract.compare._statistics import folder_statistics
 from gitract.compare._steps import read_marker
 from gitract.config import ExperimentConfig, config_from_dict
@@ -119,6 +120,10 @@ def aggregate_run(out: Path, config: ExperimentConfig | None = None) -> dict:
         "tracks": summary_tracks,
         "statistics": folder_statistics(out, summary_tracks, seed=config.seed),
     }
+    if config.seeds and (out / SEEDS_DIR).is_dir():
+        # The main run of several seeds: the mean and spread over seeds.
+        summary["seeds"] = seed_statistics(out, config, list(summary_tracks))
+        write_csv(out / "seeds.csv", seed_table(out, config, summary["seeds"], summary_tracks))
     write_json(out / "summary.json", clean(summary))
     return summary
 

@@ -10,6 +10,7 @@ import pandas as pd
 
 from gitract.compare._files import clean, write_json
 from gitract.compare._learning_curve import curve_lines
+from gitract.compare._seeds import seed_lines
 from gitract.compare._report_blocks import block_model_lines
 from gitract.compare._report_final import final_lines
 from gitract.compare._report_postprocess import postprocess_section
@@ -242,7 +243,9 @@ def build_report(out: str | Path, *, n_resamples: int = N_RESAMPLES,
         f"- Machine: {env['processor']}, {env['cpu_count']} CPUs, device {env['device']}"
         + (f" ({env['gpu']})" if env.get("gpu") else "") + f"; torch threads {env['torch_threads']}.",
         "- Versions: " + ", ".join(f"{k} {v}" for k, v in env["versions"].items() if v),
-        f"- Seed {config['seed']}, torch deterministic algorithms: {config['deterministic']}.",
+        f"- Seed {config['seed']}" + (f" (the split and the main run; training seeds {config['seeds']})"
+                                       if config.get('seeds') else "")
+        + f", torch deterministic algorithms: {config['deterministic']}.",
         "",
         "## Tracks", "",
         "| track | kind | settings |", "|---|---|---|",
@@ -256,6 +259,7 @@ def build_report(out: str | Path, *, n_resamples: int = N_RESAMPLES,
     lines += postprocess_section(summary)
     lines += paired_section(stats)
     lines += empty_readings_section(stats)
+    lines += seed_lines(summary)
     lines += curve_lines(_read_table(out / "learning_curve.csv"))
     lines += final_lines(out, splits, config)
     training = training_lines(summary)

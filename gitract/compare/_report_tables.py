@@ -65,8 +65,18 @@ def _columns(summary: dict) -> list[tuple[str, str, bool, str | None]]:
     return per_class + _COLUMNS
 
 
+def _over_seeds(summary: dict, name: str, key: str) -> dict | None:
+    """A metric's entry over the training seeds (``summary["seeds"]``: mean, sd, low,
+    high), None for a run of one seed."""
+    return ((summary.get("seeds") or {}).get("tracks") or {}).get(name, {}).get(key)
+
+
 def _pooled(summary: dict, name: str, key: str) -> float | None:
-    """A metric pooled over every test case (``summary["statistics"]``), None if absent."""
+    """A metric pooled over every test case (``summary["statistics"]``; with several
+    seeds its mean over seeds), None if absent."""
+    seeds = _over_seeds(summary, name, key)
+    if seeds is not None:
+        return _nan(seeds["mean"])
     stats = (summary.get("statistics") or {}).get("tracks", {}).get(name)
     if not stats:
         return None
@@ -110,7 +120,13 @@ def _markdown_table(summary: dict, classes: list[str]) -> str:
         for key, _, _, fmt in cols:
             v = row[key]
             text = _fmt_bytes(v) if fmt is None else ("n/a" if not math.isfinite(v) else fmt.format(v))
-            if key in ("dice", "hausdorff", "score") and name in intervals:
+            seeds = _over_seeds(summary, name, key)
+            if seeds is not None:
+                text = interval_text({"estimate": seeds["mean"], "low": seeds["low"],
+                                      "high": seeds["high"]})
+                if math.isfinite(_nan(seeds.get("sd"))):
+                    text = text.replace(" [", f" ± {seeds['sd']:.3f} [", 1)
+            elif key in ("dice", "hausdorff", "score") and name in intervals:
                 text = interval_text(intervals[name][key])
             else:
                 sd = std[name].get(key)
@@ -217,6 +233,12 @@ def _table_text(summary: dict) -> str:
         return ("Mean over folds (± standard deviation where there are several); best per "
                 "column in bold. " + common)
     folds = summary.get("n_folds", 1)
+    seeds = summary.get("seeds") or {}
+    if seeds.get("tracks"):
+        common = (f"Dice, Hausdorff and Score are means over the {len(seeds['seeds'])} "
+                  "training seeds (± sd over seeds) of the values pooled over the test cases, "
+                  "with a two-level bootstrap interval (test cases and seeds resampled; see "
+                  "*Seeds*); the per-class Dice columns are from the main run's seed. " + common)
     return (
         "Dice (per class and overall), Hausdorff and Score are pooled over the "
         f"{plural(stats['n_cases'], 'test case')}" + (f" of the {folds} folds" if folds > 1

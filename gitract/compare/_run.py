@@ -40,6 +40,7 @@ from gitract.compare._learning_curve import CURVE_DIR, curve_plan, curve_runs, c
 from gitract.compare._report import build_report
 from gitract.compare._run_folder import check_run_folder, forced_note
 from gitract.compare._scan_eval import example_candidates
+from gitract.compare._seeds import SEEDS_DIR, extra_seeds
 from gitract.compare._step_eval import evaluate_step
 from gitract.compare._steps import mark_done, step_status
 from gitract.config import DataConfig, ExperimentConfig, check_devices
@@ -49,7 +50,7 @@ from gitract.data.record import DataError, SliceStack
 from gitract.data.splits import case_folds, choose_holdout, make_case_splits
 from gitract.metrics import MetricConventions
 from gitract.paths import cache_dir, reports_dir
-from gitract.tracks import TUNING_KEYS, make_adapter
+from gitract.tracks import TUNING_KEYS, make_adapter, model_rules
 from gitract.utils import derive_seeds, seed_everything
 from gitract.utils.memory import release_memory
 from gitract.utils.parallel import (
@@ -269,6 +270,7 @@ def run_comparison(
             _log_split(splits)
             write_json(out / "splits.json", splits)
             _run_steps(config, out, index, splits, folds, track_seed, parallel, stop_after)
+            _run_seeds(config, out, index, splits, folds, parallel, stop_after)
             aggregate_run(out, config)
             _run_curve(config, out, index, splits, folds, track_seed, parallel, stop_after)
             if final:
@@ -350,11 +352,13 @@ def _run_steps(config, out, index, splits, folds, track_seed, parallel, stop_aft
             train_c, val_c, test_c = folds[fold_index]
             step_dir = out / "steps" / f"fold{fold_index}" / track.name
             # The tuning keys choose thresholds and volume steps, not the model: tracks that
-            # differ only there share one trained model (see _fit_or_load).
+            # differ only there share one trained model (see _fit_or_load). A kind's rules
+            # (its checkpoint's criterion) enter the key where it states them.
+            rules = model_rules(track.kind)
             model_key = hash_key({"data": data_key, "fold": fold_index, "kind": track.kind,
                                   "params": {k: v for k, v in track.params.items()
                                              if k not in TUNING_KEYS},
-                                  "seed": track_seed})
+                                  "seed": track_seed, **({"rules": rules} if rules else {})})
             tuning = track.tuning.options(config.min_sizes)
             eval_key = hash_key({"model": model_key, "conventions": repr(conventions),
                                  "tuning": tuning, "examples": examples,
@@ -377,6 +381,20 @@ def _run_steps(config, out, index, splits, folds, track_seed, parallel, stop_aft
             computed += 1
             if stop_after is not None and computed >= stop_after:
                 raise RunInterrupted(f"stopped after {computed} steps (stop_after)")
+
+
+def _run_seeds(config, out, index, splits, folds, parallel, stop_after) -> None:
+    """Each extra training seed (``seeds``) as a run of its own under ``seeds/s<seed>/``:
+    the same split and steps, the track seed derived from that seed (as the main run's is
+    from ``seed``)."""
+    for seed in extra_seeds(config):
+        sub = out / SEEDS_DIR / f"s{seed}"
+        sub.mkdir(parents=True, exist_ok=True)
+        write_json(sub / "splits.json", splits)
+        log.info("seed %d: every track trained again on the same split", seed)
+        _run_steps(config, sub, index, splits, folds, derive_seeds(seed, 1)[0], parallel,
+                   stop_after)
+        aggregate_run(sub, replace(config, seeds=()))
 
 
 def _run_curve(config, out, index, splits, folds, track_seed, parallel, stop_after) -> None:

@@ -29,7 +29,8 @@ __all__ = ["RUN_FILES", "check_run_folder", "comparable_config", "config_differe
 RUN_FILES = ("config.json", "env.json", "splits.json", "examples.json", "log.txt", "steps",
              "metrics_per_slice.csv", "metrics_per_case.csv", "sweep.csv", "calibration.csv",
              "confusion.csv", "empty.csv", "localisation.csv", "training.csv", "summary.json",
-             "report.md", "figures", "curve", "learning_curve.csv", "final")
+             "report.md", "figures", "curve", "learning_curve.csv", "final",
+             "seeds", "seeds.csv")
 
 _NOT_COMPARED = ("config_path", "parallel")
 

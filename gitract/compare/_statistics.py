@@ -101,7 +101,7 @@ def convergence(
 
 def _curve(part: pd.DataFrame) -> tuple[str | None, np.ndarray]:
     part = part.sort_values("epoch") if "epoch" in part else part
-    for column, sign in (("val_dice", 1.0), ("val_loss", -1.0)):
+    for column, sign in (("val_score", 1.0), ("val_dice", 1.0), ("val_loss", -1.0)):
         if column in part and part[column].notna().any():
             name = column if sign > 0 else f"-{column}"
             return name, sign * part[column].to_numpy(dtype=np.float64)
@@ -110,7 +110,8 @@ def _curve(part: pd.DataFrame) -> tuple[str | None, np.ndarray]:
 
 def track_convergence(training: pd.DataFrame) -> dict[str, dict]:
     """``{track: {"converged", "folds": [...]}}`` for every track with a learning curve in
-    ``training.csv`` (columns ``model, fold, epoch`` and ``val_dice`` and/or ``val_loss``)."""
+    ``training.csv`` (columns ``model, fold, epoch`` and ``val_score``, ``val_dice`` and/or
+    ``val_loss``: the first present is the curve)."""
     out: dict[str, dict] = {}
     if training.empty or "model" not in training:
         return out

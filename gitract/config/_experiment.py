@@ -163,10 +163,21 @@ class ExperimentConfig:
     parallel: Any = None
     #: ``{train_cases: [1, 2, 4, ...]}``: the data-regime curve (None: none).
     learning_curve: LearningCurveConfig | None = None
+    #: Training seeds of every track on the same split (``seed`` makes the split and is
+    #: the main run's; it must be one of them): ``[0, 1, 2]`` trains each track three
+    #: times; the main table gives the mean and spread over seeds (empty: ``seed`` only).
+    seeds: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         if self.parallel is None:
             object.__setattr__(self, "parallel", ParallelConfig())
+        seeds = tuple(self.seeds)
+        object.__setattr__(self, "seeds", seeds)
+        if len(set(seeds)) != len(seeds):
+            raise ValueError(f"seeds: repeated seed in {list(seeds)}")
+        if seeds and self.seed not in seeds:
+            raise ValueError(f"seeds: must include seed ({self.seed}), the seed of the split "
+                             f"and of the main run, got {list(seeds)}")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able dict (a run's ``config.json``): tracks as written, not expanded."""

@@ -56,6 +56,15 @@ def _seed(value: int) -> str | None:
     return None if 0 <= value < 2**32 else f"must be in [0, 2**32), got {value!r}"
 
 
+def _seeds(values: tuple[int, ...]) -> str | None:
+    bad = [v for v in values if _seed(v)]
+    if bad:
+        return f"seeds must be in [0, 2**32), got {bad[0]!r}"
+    if len(set(values)) != len(values):
+        return f"a seed is repeated in {list(values)}"
+    return None
+
+
 def build_experiment(raw: Any) -> ExperimentConfig:
     """Check ``raw`` (parsed YAML) entirely and build the :class:`ExperimentConfig`."""
     if raw is None:
@@ -71,7 +80,11 @@ def build_experiment(raw: Any) -> ExperimentConfig:
                                   f"the key out for the defaults{default}")
     top = {k: v for k, v in raw.items() if k not in sections}
     checked = check_dataclass(ExperimentConfig, top, "", rules={
-        "name": _name, "seed": _seed, "min_sizes": at_least(0)})
+        "name": _name, "seed": _seed, "min_sizes": at_least(0), "seeds": _seeds})
+    seeds, seed = checked.get("seeds", ()), checked.get("seed", 0)
+    if seeds and seed not in seeds:
+        raise KeyProblem("seeds", f"must include seed ({seed}), the seed of the split and of "
+                                  f"the main run, got {list(seeds)}")
     return ExperimentConfig(
         **checked,
         data=_data(raw.get("data")),

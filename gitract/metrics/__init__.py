@@ -43,6 +43,7 @@ from gitract.metrics._bootstrap import (
     holm_adjust,
     paired_bootstrap,
     paired_wilcoxon,
+    seed_bootstrap_interval,
     weighted_metrics,
 )
 
@@ -97,5 +98,6 @@ __all__ = [
     "paired_wilcoxon",
     "score_stacks",
     "score_volumes",
+    "seed_bootstrap_interval",
     "weighted_metrics",
 ]

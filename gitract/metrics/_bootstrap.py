@@ -314,6 +314,55 @@ def bootstrap_interval(
     return {m: _interval(float(point[m]), resampled[m], confidence) for m in METRICS}
 
 
+def seed_bootstrap_interval(
+    totals_by_seed: Sequence[CaseTotals],
+    *,
+    n_resamples: int = 2000,
+    confidence: float = 0.95,
+    random_state: int | np.random.Generator | None = None,
+) -> dict[str, Interval]:
+    """Point estimate and two-level bootstrap interval of a track trained under several
+    seeds on the same test cases: the mean over seeds, with both the test cases and the
+    training seeds resampled.
+
+    Each resample draws the test cases with replacement (the same draw for every seed,
+    as the seeds share their cases) and, independently, ``n_seeds`` seeds with
+    replacement; its value is the mean over the drawn seeds of the metric pooled over the
+    drawn cases. The interval therefore holds both which patients were tested and the
+    training (seed) variance; with one seed it is :func:`bootstrap_interval`'s.
+
+    Examples
+    --------
+    >>> a = CaseTotals(("x", "y"), np.array([1.0, 1.0]), np.array([1.0, 1.0]),
+    ...                np.zeros(2), np.ones(2))
+    >>> b = CaseTotals(("x", "y"), np.array([0.5, 0.5]), np.array([1.0, 1.0]),
+    ...                np.zeros(2), np.ones(2))
+    >>> iv = seed_bootstrap_interval([a, b], n_resamples=200, random_state=0)["dice"]
+    >>> iv.estimate, iv.low, iv.high
+    (0.75, 0.5, 1.0)
+    """
+    _check_confidence(confidence)
+    if not totals_by_seed:
+        raise ValueError("seed_bootstrap_interval needs the totals of at least one seed")
+    cases = totals_by_seed[0].cases
+    if any(t.cases != cases for t in totals_by_seed):
+        raise ValueError("every seed must be scored on the same test cases, in one order")
+    rng = check_random_state(random_state)
+    n_seeds = len(totals_by_seed)
+    point = [weighted_metrics(t, np.ones(t.n_cases)) for t in totals_by_seed]
+    weights = bootstrap_weights(len(cases), n_resamples=n_resamples, random_state=rng)
+    per_seed = [weighted_metrics(t, weights) for t in totals_by_seed]  # (n_resamples,) each
+    drawn = rng.integers(0, n_seeds, size=(n_resamples, n_seeds))
+    out = {}
+    for m in METRICS:
+        values = np.stack([p[m] for p in per_seed])  # (n_seeds, n_resamples)
+        with np.errstate(invalid="ignore"):
+            resampled = values[drawn, np.arange(n_resamples)[:, None]].mean(axis=1)
+        estimate = float(np.mean([float(p[m]) for p in point]))
+        out[m] = _interval(estimate, resampled, confidence)
+    return out
+
+
 def paired_bootstrap(
     first: CaseTotals,
     second: CaseTotals,

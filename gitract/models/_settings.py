@@ -35,7 +35,7 @@ __all__ = ["ARCHITECTURES", "LOSSES", "MONITORS", "TrainConfig", "UNetConfig",
 LOSSES = ("bce_dice", "focal_dice")
 
 #: Values that select the checkpoint, and whether larger or smaller is better.
-MONITORS = {"val_dice": "max", "val_loss": "min", "train_loss": "min"}
+MONITORS = {"val_score": "max", "val_dice": "max", "val_loss": "min", "train_loss": "min"}
 
 
 @dataclass(frozen=True)
@@ -67,9 +67,12 @@ class TrainConfig:
         Keep an exponential moving average of the weights (and batch-norm statistics)
         with this decay, ramped up as ``min(decay, (1+n)/(10+n))`` after ``n`` steps;
         validation, the checkpoint and the returned net use the average. None: off.
-    monitor : {"val_dice", "val_loss", "train_loss"}
+    monitor : {"val_score", "val_dice", "val_loss", "train_loss"}
         Value that selects the checkpoint restored at the end; ``val_*`` falls back to
-        ``train_loss`` without a validation loader.
+        ``train_loss`` without a validation loader. ``val_score`` is the competition score
+        of the validation volumes (Dice and 3D Hausdorff at threshold 0.5; it needs the
+        volumes, :class:`gitract.models.train_torch.VolumeScore`), ``val_dice`` the hard
+        Dice pooled over validation pixels.
     patience : int or None
         Stop after this many epochs without improvement (None: never).
     bce_weight : float
@@ -224,11 +227,15 @@ class UNetConfig(TrainConfig):
         processes each takes ``batch_size / N`` (it must divide), so a run makes the same
         optimiser steps on the same number of slices whatever N (raise ``batch_size``,
         and perhaps ``lr``, to use more GPUs for larger batches).
-    max_steps, max_minutes, weight_decay, scheduler, monitor, patience, bce_weight
+    max_steps, max_minutes, weight_decay, scheduler, patience, bce_weight
     loss, focal_gamma, warmup_fraction, grad_clip, device, amp, channels_last
     deterministic, random_state, checkpoint_path, progress
         The inherited :class:`~gitract.models.TrainConfig` fields, with its defaults
-        except for these three:
+        except for these four:
+    monitor : str, default "val_score"
+        The checkpoint is chosen on the validation cases' competition score (Dice and 3D
+        Hausdorff of each validation case-day on the network's grid), the score the run
+        reports, not on pooled Dice: a checkpoint with stray components loses there.
     lr : float, default 2e-3
     ema_decay : float or None, default 0.99
         Exponential moving average of the weights (validation and the saved model use
@@ -265,10 +272,11 @@ class UNetConfig(TrainConfig):
         process); the batches, and so the weights, do not depend on it.
     """
 
-    # The segmentation track's own defaults of three TrainConfig fields.
+    # The segmentation track's own defaults of four TrainConfig fields.
     max_epochs: int | None = 40
     lr: float = 2e-3
     ema_decay: float | None = 0.99
+    monitor: str = "val_score"
     architecture: str = "unet"
     image_size: int | None = 256
     spacing_mm: float | None = None

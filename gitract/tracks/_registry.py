@@ -25,8 +25,8 @@ from typing import Any
 from gitract.tracks._tuning import TUNING_KEYS, TuningSettings
 from gitract.utils.schema import KeyProblem, check_keys, one_of, show
 
-__all__ = ["Entry", "classifier", "classifiers", "make_adapter", "make_track", "parse_track",
-           "register", "track_kind", "track_kinds", "unregister"]
+__all__ = ["Entry", "classifier", "classifiers", "make_adapter", "make_track", "model_rules",
+           "parse_track", "register", "track_kind", "track_kinds", "unregister"]
 
 
 @dataclass(frozen=True)
@@ -146,6 +146,13 @@ def make_adapter(kind: str, settings: Any, *, random_state: int, written=()) -> 
                                              for f in fields(settings)):
         settings = dataclasses.replace(settings, random_state=random_state)
     return entry.adapter(settings, random_state=random_state)
+
+
+def model_rules(kind: str) -> str | None:
+    """The adapter's ``model_rules`` (how a model is chosen beyond its settings, e.g. the
+    checkpoint's criterion), which the engine puts in the model key; None when it has
+    none (the key is then what it was before rules were recorded)."""
+    return getattr(track_kind(kind).adapter, "model_rules", None)
 
 
 def make_track(kind: str, params: Mapping[str, Any] | None, *, random_state: int) -> Any:

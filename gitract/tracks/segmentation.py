@@ -37,6 +37,11 @@ def _segmenter_class() -> type:
 class SegmentationAdapter:
     """A segmentation net behind the engine's face (the settings' ``architecture``)."""
 
+    #: How a trained model is chosen beyond its settings; part of the engine's model key,
+    #: so a model trained under an earlier rule (checkpoint on pooled validation Dice) is
+    #: trained again rather than reused.
+    model_rules = "checkpoint: validation competition score"
+
     def __init__(self, settings: UNetConfig, *, random_state: int) -> None:
         self.settings = settings
         self.random_state = random_state
@@ -72,9 +77,10 @@ class SegmentationAdapter:
         return {"budget": {"max_steps": c.max_steps, "max_epochs": c.max_epochs,
                            "max_minutes": c.max_minutes},
                 "epochs": len(h.epochs), "steps": int(h.steps), "stopped": h.stopped,
-                "best_epoch": h.best_epoch,
+                "best_epoch": h.best_epoch, "monitor": h.monitor,
                 "curve": [{"epoch": e["epoch"], "step": e.get("step"),
-                           "train_loss": e["train_loss"], "val_dice": e.get("val_dice")}
+                           "train_loss": e["train_loss"], "val_dice": e.get("val_dice"),
+                           "val_score": e.get("val_score")}
                           for e in h.epochs]}
 
     def save(self, directory: Path) -> None:

@@ -75,12 +75,15 @@ from gitract.models.train_torch._run import (
     run_training,
 )
 from gitract.models.train_torch._schedule import ema_decay_at, lr_at, make_ema
+from gitract.models.train_torch._volume_score import ValVolume, VolumeScore
 
 __all__ = [
     "LOSSES",
     "PROGRESS",
     "FitHistory",
     "TrainConfig",
+    "ValVolume",
+    "VolumeScore",
     "any_process",
     "autocast",
     "bce_dice_loss",

@@ -11,6 +11,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from gitract.models._settings import LOSSES
+from gitract.models.train_torch._volume_score import VolumeScore
 
 __all__ = ["LOSSES", "autocast", "bce_dice_loss", "evaluate_net", "segmentation_loss", "valid_mask"]
 
@@ -116,27 +117,33 @@ def evaluate_net(
     focal_gamma: float = 2.0,
     distributed: bool = False,
     channels_last: bool = False,
+    volumes: VolumeScore | None = None,
 ) -> dict:
-    """Mean loss and hard Dice per class of ``net`` over ``loader`` (eval mode).
+    """Mean loss and hard Dice per class of ``net`` over ``loader`` (eval mode), and the
+    competition score of its volumes when ``volumes`` is given.
 
     Batches are ``(x, y)`` or ``(x, y, sizes)``; with ``sizes`` ((N, 2) rows and cols of
     each sample before padding) the padding is left out of the Dice. With
     ``distributed`` each process passes its share of the data and the sums are added
     over processes (``torch.distributed.all_reduce``), so every process gets the figures
-    of the whole set.
+    of the whole set. ``volumes`` (:class:`VolumeScore`) describes the volumes the
+    loader yields in order (each process: whole volumes of its own).
 
     Returns
     -------
     dict
         ``{"loss": float, "dice": float, "dice_per_class": list of float}``; the Dice of
         a class is pooled over all pixels of the loader (NaN when the class is absent
-        from both truth and prediction), ``dice`` is the NaN-ignoring mean.
+        from both truth and prediction), ``dice`` is the NaN-ignoring mean; with
+        ``volumes`` also ``"score"``, the competition score at ``threshold``.
     """
     device = torch.device(device)
     was_training = net.training
     net.eval()
     total = torch.zeros(2, dtype=torch.float64)  # loss sum, samples
     inter = sums = None
+    if volumes is not None:
+        volumes.start()
     for batch in loader:
         xb, yb = batch[0].to(device), batch[1].to(device)
         if channels_last:
@@ -149,26 +156,38 @@ def evaluate_net(
         pred = (torch.sigmoid(logits.float()) > threshold).float()
         if len(batch) > 2:
             pred = pred * valid_mask(batch[2].to(device), tuple(pred.shape[-2:]))
+        if volumes is not None:
+            volumes.add(pred.bool().cpu().numpy(), yb.bool().cpu().numpy(),
+                        batch[2].numpy() if len(batch) > 2 else None)
         i_b = (pred * yb).sum((0, 2, 3)).double().cpu()
         s_b = (pred.sum((0, 2, 3)) + yb.sum((0, 2, 3))).double().cpu()
         inter = i_b if inter is None else inter + i_b
         sums = s_b if sums is None else sums + s_b
     net.train(was_training)
+    terms = torch.as_tensor(volumes.sums() if volumes is not None else np.zeros(4),
+                            dtype=torch.float64)
     if distributed:
         import torch.distributed as dist
 
+        if inter is None and volumes is not None:
+            # Whole volumes per process: one with none adds zeros to every sum.
+            inter = sums = torch.zeros(len(volumes.classes), dtype=torch.float64)
         if inter is None:
             raise ValueError("every process needs validation data (its share is empty)")
         # NCCL reduces CUDA tensors only; gloo takes the CPU ones as they are.
-        packed = torch.cat([total, inter, sums]).to(device)
+        packed = torch.cat([total, inter, sums, terms]).to(device)
         dist.all_reduce(packed)
         packed = packed.cpu()
         n_c = inter.numel()
-        total, inter, sums = packed[:2], packed[2:2 + n_c], packed[2 + n_c:]
+        total, inter, sums, terms = (packed[:2], packed[2:2 + n_c], packed[2 + n_c:-4],
+                                     packed[-4:])
     if inter is None or total[1] == 0:
         raise ValueError("the validation loader is empty")
     per_class = [float(2 * i / s) if s > 0 else math.nan for i, s in zip(inter, sums, strict=True)]
     finite = [d for d in per_class if not math.isnan(d)]
-    return {"loss": float(total[0] / total[1]),
-            "dice": float(np.mean(finite)) if finite else math.nan,
-            "dice_per_class": per_class}
+    out = {"loss": float(total[0] / total[1]),
+           "dice": float(np.mean(finite)) if finite else math.nan,
+           "dice_per_class": per_class}
+    if volumes is not None:
+        out["score"] = VolumeScore.score(terms.tolist())
+    return out

@@ -47,6 +47,7 @@ from gitract.models.train_torch._distributed import (
 )
 from gitract.models.train_torch._loss import autocast, evaluate_net, segmentation_loss
 from gitract.models.train_torch._schedule import lr_at, make_ema
+from gitract.models.train_torch._volume_score import VolumeScore
 
 __all__ = ["fit_net", "run_training"]
 
@@ -379,6 +380,7 @@ def fit_net(
     *,
     config: TrainConfig | None = None,
     augment: Callable[..., tuple[torch.Tensor, torch.Tensor]] | None = None,
+    val_volumes: VolumeScore | None = None,
 ) -> FitHistory:
     """Train ``net`` in place and restore its best checkpoint.
 
@@ -401,6 +403,10 @@ def fit_net(
         on the device (augmentation, crops); ``generator`` is a CPU ``torch.Generator``
         seeded from ``config.random_state`` (and the process rank), ``sizes`` the
         loader's third item or None.
+    val_volumes : VolumeScore, optional
+        The volumes ``val_loader`` yields, in order: each epoch then also records
+        ``val_score``, the competition score of the validation volumes at threshold 0.5
+        (the default monitor of the segmentation nets). Required by ``monitor="val_score"``.
 
     Returns
     -------
@@ -416,6 +422,9 @@ def fit_net(
     use_amp = bool(config.amp and device.type == "cuda")
     channels_last = bool(config.channels_last and device.type == "cuda")
     monitor = config.monitor if val_loader is not None else "train_loss"
+    if monitor == "val_score" and val_volumes is None:
+        raise ValueError("monitor 'val_score' needs val_volumes (the validation volumes "
+                         "in the loader's order)")
     net.to(device)
     if channels_last:
         net.to(memory_format=torch.channels_last)
@@ -445,9 +454,12 @@ def fit_net(
         ev = evaluate_net(scored, val_loader, device=device, amp=use_amp,
                           bce_weight=config.bce_weight, loss=config.loss,
                           focal_gamma=config.focal_gamma, distributed=world()[1] > 1,
-                          channels_last=channels_last)
-        return {"val_loss": ev["loss"], "val_dice": ev["dice"],
-                "val_dice_per_class": ev["dice_per_class"]}
+                          channels_last=channels_last, volumes=val_volumes)
+        record = {"val_loss": ev["loss"], "val_dice": ev["dice"],
+                  "val_dice_per_class": ev["dice_per_class"]}
+        if "score" in ev:
+            record["val_score"] = ev["score"]
+        return record
 
     mode = _MONITORS[monitor]
     return run_training(

@@ -22,6 +22,8 @@ from gitract.models._unet_data import network_grid, prepare_images, resize_proba
 from gitract.models.nets import DeepLabV3Plus, UNet, UNetPlusPlus, aspp_rates
 from gitract.models.train_torch import (
     FitHistory,
+    ValVolume,
+    VolumeScore,
     autocast,
     broadcast_object,
     fit_net,
@@ -139,7 +141,8 @@ class UNetSegmenter:
             raise RuntimeError(f"rank 0 could not prepare the training data: {result[1]}")
         return result[1], result[2]
 
-    def _loaders(self, train_files, val_files, seed_shuffle: int, rank: int, n_proc: int):
+    def _loaders(self, train_files, val_files, classes, seed_shuffle: int, rank: int,
+                 n_proc: int):
         c = self.config
         collate = PadCollate(2**c.depth)
         train_set = SliceFiles(train_files)
@@ -155,14 +158,25 @@ class UNetSegmenter:
                                       sampler=sampler, collate_fn=collate,
                                       num_workers=c.loader_workers)
         if val_files is None:
-            return train_loader, None
+            return train_loader, None, None
         val_set = SliceFiles(val_files)
-        if len(val_set) < n_proc:
-            raise ValueError(f"{len(val_set)} validation slices for {n_proc} processes")
-        # Each process validates every n_proc-th slice; evaluate_net adds the sums.
+        if c.monitor == "val_score":
+            # The score needs whole volumes: each process validates every n_proc-th
+            # case-day (evaluate_net adds the sums over processes; a process left without
+            # one adds zeros).
+            mine = range(rank, len(val_files), n_proc)
+            order = [i for v in mine for i in range(int(val_set.starts[v]),
+                                                    int(val_set.starts[v + 1]))]
+            volumes = VolumeScore([ValVolume(val_files[v].key, val_files[v].slice_numbers)
+                                   for v in mine], classes)
+        else:
+            if len(val_set) < n_proc:
+                raise ValueError(f"{len(val_set)} validation slices for {n_proc} processes")
+            # Each process validates every n_proc-th slice; evaluate_net adds the sums.
+            order, volumes = range(rank, len(val_set), n_proc), None
         return train_loader, DataLoader(val_set, batch_size=c.predict_batch_size,
-                                        sampler=range(rank, len(val_set), n_proc),
-                                        collate_fn=collate, num_workers=c.loader_workers)
+                                        sampler=order, collate_fn=collate,
+                                        num_workers=c.loader_workers), volumes
 
     def _augment(self):
         """The batch transform of training: crops and/or seeded augmentation."""
@@ -236,19 +250,20 @@ class UNetSegmenter:
                 cleanup.callback(torch.distributed.barrier)
             (train_files, classes, foreground), val = self._prepare_shared(
                 train_stacks, val_stacks, work)
-            train_loader, val_loader = self._loaders(
-                train_files, None if val is None else val[0], seed_shuffle, rank, n_proc)
+            train_loader, val_loader, val_volumes = self._loaders(
+                train_files, None if val is None else val[0], classes, seed_shuffle, rank,
+                n_proc)
             net = self._make_net(len(classes), seed_init,
                                  foreground if c.init_prior else None)
             with _Threads(c.num_threads):
                 history = fit_net(net, train_loader, val_loader,
                                   config=c.train_config(random_state=seed_fit),
-                                  augment=self._augment())
+                                  augment=self._augment(), val_volumes=val_volumes)
         self.net_ = net
         self.device_ = next(net.parameters()).device
         self.classes_ = classes
         self.history_ = history
-        self.n_train_slices_ = int(sum(len(n) for _, _, n in train_files))
+        self.n_train_slices_ = int(sum(len(f.neighbours) for f in train_files))
         self.fit_seconds_ = time.perf_counter() - t0
         return self
 

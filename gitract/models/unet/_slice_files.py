@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -20,10 +21,21 @@ from gitract.models._unet_data import (
     prepare_volume,
 )
 
-__all__ = ["PadCollate", "PreparedFiles", "SliceFiles", "prepare_files"]
+__all__ = ["PadCollate", "PreparedFiles", "SliceFiles", "StackFiles", "prepare_files"]
 
-#: ``(x_path, y_path, neighbours)`` per stack.
-PreparedFiles = list[tuple[str, str, NDArray]]
+class StackFiles(NamedTuple):
+    """One prepared stack: its input and target ``.npy`` files, the (S, K) 2.5D
+    neighbour positions, and its key and slice numbers (the validation volumes)."""
+
+    x_path: str
+    y_path: str
+    neighbours: NDArray
+    key: str
+    slice_numbers: tuple[int, ...]
+
+
+#: One :class:`StackFiles` per stack.
+PreparedFiles = list[StackFiles]
 
 
 def prepare_files(
@@ -63,8 +75,9 @@ def prepare_files(
         c = y.sum(axis=(0, 2, 3), dtype=np.int64)
         counts = c if counts is None else counts + c
         pixels += y.shape[0] * y.shape[2] * y.shape[3]
-        files.append((str(x_path), str(y_path), neighbour_indices(stack.slice_numbers,
-                                                                  offsets=offsets)))
+        files.append(StackFiles(str(x_path), str(y_path),
+                                neighbour_indices(stack.slice_numbers, offsets=offsets),
+                                str(stack.key), tuple(int(n) for n in stack.slice_numbers)))
     return files, classes, counts / max(pixels, 1)
 
 
@@ -73,16 +86,16 @@ class SliceFiles(Dataset):
     volume, (S, C, rows, cols) uint8 masks and the (S, K) 2.5D neighbour positions. Each
     item reads its channels through a memory map (the pages are released with the map)."""
 
-    def __init__(self, files: Sequence[tuple[str, str, NDArray]]) -> None:
+    def __init__(self, files: Sequence[StackFiles]) -> None:
         self.files = list(files)
-        self.starts = np.cumsum([0] + [len(n) for _, _, n in self.files])
+        self.starts = np.cumsum([0] + [len(f.neighbours) for f in self.files])
 
     def __len__(self) -> int:
         return int(self.starts[-1])
 
     def __getitem__(self, i: int):
         f = int(np.searchsorted(self.starts, i, side="right") - 1)
-        x_path, y_path, neighbours = self.files[f]
+        x_path, y_path, neighbours = self.files[f][:3]
         j = i - int(self.starts[f])
         x = np.array(np.load(x_path, mmap_mode="r")[neighbours[j]], dtype=np.float32)
         y = np.array(np.load(y_path, mmap_mode="r")[j], dtype=np.float32)
