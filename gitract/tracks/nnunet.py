@@ -187,7 +187,7 @@ class NNUNetAdapter:
     def training(self) -> dict:
         """Budget, iterations, why training stopped, the epoch whose weights are kept
         (the last: nnU-Net predicts with its final checkpoint), and the per-epoch curve
-        (``val_dice``: nnU-Net's pseudo Dice on validation patches)."""
+        (``val_pseudo_dice``: nnU-Net's pseudo Dice on validation patches)."""
         s, curve = self.settings, self.trained_["curve"]
         return {"budget": {"epochs": s.epochs, "iterations_per_epoch": s.iterations_per_epoch,
                            "max_minutes": s.max_minutes},

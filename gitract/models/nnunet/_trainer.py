@@ -66,12 +66,16 @@ class GitractTrainer(nnUNetTrainer):
 
     def curve(self) -> list[dict]:
         """Per epoch: train and validation loss, nnU-Net's pseudo Dice (mean over the
-        classes of the validation patches) and its moving average, learning rate, and
-        the epoch's seconds."""
+        classes of the validation patches, hard at 0.5) and its moving average, learning
+        rate, and the epoch's seconds. The pseudo Dice is not the other tracks'
+        ``val_dice``: a net whose probabilities stay under 0.5 early in training has
+        pseudo Dice 0 while its validation loss still falls, so the report's convergence
+        reads nnU-Net's validation loss."""
         log = self.logger.local_logger.my_fantastic_logging
         n = len(log["train_losses"])
         keys = (("train_loss", "train_losses"), ("val_loss", "val_losses"),
-                ("val_dice", "mean_fg_dice"), ("ema_val_dice", "ema_fg_dice"), ("lr", "lrs"))
+                ("val_pseudo_dice", "mean_fg_dice"), ("ema_val_pseudo_dice", "ema_fg_dice"),
+                ("lr", "lrs"))
         seconds = [b - a for a, b in zip(log["epoch_start_timestamps"],
                                          log["epoch_end_timestamps"], strict=False)]
         return [{"epoch": e + 1, **{name: float(log[k][e]) if e < len(log[k]) else None
