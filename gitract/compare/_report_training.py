@@ -36,7 +36,11 @@ def training_lines(summary: dict) -> list[str]:
                    "max_minutes": "**the time guard (max_minutes) fired: this track's "
                                   "numbers depend on the machine's speed**"}.get(
                 tr.get("stopped"), str(tr.get("stopped")))
-            best = f"; weights of epoch {tr['best_epoch']} kept" if tr.get("best_epoch") else ""
+            on = {"val_score": "the highest validation competition score",
+                  "val_dice": "the highest pooled validation Dice",
+                  "val_loss": "the lowest validation loss"}.get(tr.get("monitor"))
+            best = (f"; weights of epoch {tr['best_epoch']} kept"
+                    + (f" ({on})" if on else "")) if tr.get("best_epoch") else ""
             lines.append(f"- {name}, fold {k}: budget {budget or 'n/a'}; ran {ran}; "
                          f"stopped: {why}{best}.")
     return lines
