@@ -14,7 +14,7 @@ from gitract.compare._seeds import seed_lines
 from gitract.compare._report_blocks import block_model_lines
 from gitract.compare._report_final import final_lines
 from gitract.compare._report_postprocess import postprocess_section
-from gitract.compare._report_split import split_coverage_lines
+from gitract.compare._report_split import split_coverage_lines, volume_lines
 from gitract.compare._report_statistics import (
     convergence_lines,
     empty_readings_section,
@@ -234,6 +234,7 @@ def build_report(out: str | Path, *, n_resamples: int = N_RESAMPLES,
     lines += split_coverage_lines(splits)
     lines += [
         f"- Test slices scored (all folds): {n_slices}",
+        *volume_lines(per_slice),
         # The conventions sentence says how the rows and volumes are formed (and names the
         # preset); under the mlebench preset Hausdorff volumes are not per class.
         f"- Metric: competition score = 0.4·Dice + 0.6·(1 − 3D Hausdorff). {summary['conventions']}",
