@@ -27,7 +27,7 @@ for the segmentation nets):
 - segmentation nets: the adapter's fit for ``--net-steps`` optimiser steps without
   validation cases (``--net-batch`` / ``--net-size``, scaled to the track's batch and
   grid by their FLOPs, counted on the ``meta`` device), preparing the slices, prediction;
-- evaluation: :func:`gitract.compare._step_eval.evaluate_step` for the first block
+- evaluation: :func:`gitract.compare.evaluate_step` for the first block
   track (threshold sweep and volume steps on a validation scan, scoring a test scan);
 - nnU-Net: not trained here (its CPU iteration is minutes at its planned size): its own
   planner runs on a fingerprint of the full data (:data:`KAGGLE_SCANS`), the planned
@@ -718,7 +718,7 @@ def measure_nets(tracks, index, split, *, seed: int, steps: int, batch: int | No
 def measure_evaluation(adapter, track, index, split, out_dir: Path, config) -> dict:
     """Per-megapixel seconds of the threshold sweep and volume steps (validation) and of
     scoring (test): :func:`evaluate_step` on one trained track."""
-    from gitract.compare._step_eval import evaluate_step
+    from gitract.compare import evaluate_step
     from gitract.metrics import MetricConventions
 
     train, val, test = split

@@ -7,7 +7,7 @@ The command line (:mod:`gitract.commands`) also uses the run's pieces exported h
 ``load_index`` / ``make_folds`` (the data and split of a config), ``resolve_out_dir`` and
 ``check_run_folder`` (where a run goes),
 ``read_json`` (a run folder's files), ``predict_submission`` and ``predict_coco`` (a
-trained track's predictions).
+trained track's predictions); benchmarks time one fold's evaluation with ``evaluate_step``.
 """
 
 from gitract.compare._coco_pred import predict_coco
@@ -22,11 +22,13 @@ from gitract.compare._run import (
     run_comparison,
 )
 from gitract.compare._run_folder import check_run_folder
+from gitract.compare._step_eval import evaluate_step
 
 __all__ = [
     "build_report",
     "check_run_folder",
     "data_path",
+    "evaluate_step",
     "load_index",
     "make_folds",
     "predict_coco",
