@@ -234,18 +234,21 @@ def _table_text(summary: dict) -> str:
                 "column in bold. " + common)
     folds = summary.get("n_folds", 1)
     seeds = summary.get("seeds") or {}
+    pooled = (f"pooled over the {plural(stats['n_cases'], 'test case')}"
+              + (f" of the {folds} folds" if folds > 1 else ""))
     if seeds.get("tracks"):
-        common = (f"Dice, Hausdorff and Score are means over the {len(seeds['seeds'])} "
-                  "training seeds (± sd over seeds) of the values pooled over the test cases, "
-                  "with a two-level bootstrap interval (test cases and seeds resampled; see "
-                  "*Seeds*); the per-class Dice columns are from the main run's seed. " + common)
+        first = (f"Dice, Hausdorff and Score are the means over the {len(seeds['seeds'])} "
+                 f"training seeds (± sd over seeds) of each seed's values {pooled}, with a "
+                 f"{seeds['confidence']:.0%} two-level bootstrap interval in brackets (test "
+                 "cases and seeds resampled; see *Seeds*); the per-class Dice columns are the "
+                 "main seed's, pooled the same way")
+    else:
+        first = (f"Dice (per class and overall), Hausdorff and Score are {pooled}, with a "
+                 f"{stats['confidence']:.0%} case-level bootstrap interval in brackets (the "
+                 f"test cases resampled with replacement, {stats['n_resamples']:,} times, "
+                 f"seed {stats['seed']})")
     return (
-        "Dice (per class and overall), Hausdorff and Score are pooled over the "
-        f"{plural(stats['n_cases'], 'test case')}" + (f" of the {folds} folds" if folds > 1
-                                                      else "")
-        + f", with a {stats['confidence']:.0%} case-level bootstrap interval in brackets "
-        f"(the test cases resampled with replacement, {stats['n_resamples']:,} times, seed "
-        f"{stats['seed']}). The other columns are means over folds"
+        first + ". The other columns are means over folds"
         + (" (± standard deviation); *Score by fold* is the mean ± sd of the fold scores, a "
            "different quantity from the pooled score" if folds > 1 else "")
         + ". Best point estimate per column in bold; whether it is distinguishable from the "

@@ -117,8 +117,8 @@ def seed_lines(summary: dict) -> list[str]:
         "over seeds (± the standard deviation over seeds) of the values pooled over the "
         f"test cases; their {seeds['confidence']:.0%} interval is a {seeds['method']} "
         f"({seeds['n_resamples']:,} resamples), so it holds the training variance as well "
-        "as which patients were tested. The paired comparisons below use the main run's "
-        "seed only.", "",
+        "as which patients were tested. The paired comparisons use the main run's seed "
+        "only.", "",
         "| track | " + " | ".join(f"score, seed {s}" for s in seeds["seeds"])
         + " | score mean ± sd | Dice mean ± sd |",
         "|---|" + "---|" * (len(seeds["seeds"]) + 2),
