@@ -44,8 +44,9 @@ CONVERGENCE_MIN_POINTS = 3
 CONVERGENCE_TOLERANCE = 0.01
 
 CONVERGENCE_RULE = (
-    "Converged: the validation curve (validation Dice where the track records it, otherwise "
-    f"minus the validation loss) gains at most {CONVERGENCE_TOLERANCE:.0%} of its best value "
+    "Converged: the validation curve (the validation score where the track records it, else "
+    "the validation Dice, otherwise minus the validation loss: nnU-Net's and the block CNN's)"
+    f" gains at most {CONVERGENCE_TOLERANCE:.0%} of its best value "
     f"over its last quarter (at least {CONVERGENCE_MIN_POINTS} points) compared with its best "
     "value before; *yes* for a track when every fold converged, *no* when one did not, *n/a* "
     f"for a curve of fewer than {CONVERGENCE_MIN_POINTS + 1} points."
