@@ -3,7 +3,8 @@
 Writes phantom datasets in the Kaggle layout at 1x, 4x and 16x a base of 96 slices
 (4, 16 and 64 cases of 3 days of 8 slices, the four Kaggle image sizes: many scans, so
 that two workers have work to share), runs one comparison on
-each (a LightGBM block track, a CNN block track and the U-Net, small budgets in steps
+each (a LightGBM block track on the mm filter bank with 2.5D columns, a CNN block track
+and the U-Net, small budgets in steps
 and epochs, capped training samples) with ``n_jobs`` 1, and at 4x also with ``n_jobs``
 2, each in a fresh process. It prints and writes to ``reports/bench_scale.{json,md}``:
 peak RSS of the whole process tree (sampled every 0.1 s), wall time and slices per second
@@ -48,6 +49,9 @@ TRACKS = [
     {"name": "lightgbm-33", "kind": "blocks",
      "params": {"classifier": "lightgbm", "block_size": 33, "step": 8, "n_per_class": 60,
                 "background_cap": 120, "max_train_blocks": 20000,
+                # issue 23's features (quick.yaml's block setting): the filter bank in mm
+                # and the 2.5D columns from the neighbouring slices.
+                "features": "bank", "feature_params": {"neighbours": True},
                 "model_params": {"n_estimators": 100, "n_jobs": 1}}},
     {"name": "cnn-33", "kind": "cnn",
      "params": {"block_size": 33, "step": 4, "n_per_class": 30, "background_cap": 60,
@@ -241,10 +245,13 @@ def _write(folder: Path, runs: list[dict], summary: dict) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     write_text_atomic(folder / "bench_scale.json", json.dumps(summary, indent=2) + "\n")
     lines = ["# Scale benchmark", "",
-             "`python experiments/bench_scale.py --json`: phantom datasets in the Kaggle layout "
-             "(4, 16, 64 cases x 3 days x 8 slices; the four Kaggle sizes), one comparison each with a "
-             "LightGBM block track, a CNN block track and the U-Net (budgets in steps/epochs, "
-             "training samples capped at 20,000 blocks), one thread per process.", "",
+             f"`python experiments/bench_scale.py {' '.join(sys.argv[1:])}`: phantom datasets "
+             "in the Kaggle layout (" + ", ".join(str(BASE["n_cases"] * r["scale"]) for r in runs
+                                                   if r["n_jobs"] == 1)
+             + " cases x 3 days x 8 slices; the four Kaggle sizes), one comparison each with a "
+             "LightGBM block track (the mm filter bank with 2.5D columns, issue 23's features), "
+             "a CNN block track and the U-Net (budgets in steps/epochs, training samples capped "
+             "at 20,000 blocks), one thread per process.", "",
              "| slices | n_jobs | peak RSS (MB) | wall (s) | per-scan stages (s) | time per slice (s) |",
              "|---|---|---|---|---|---|"]
     for r in runs:
