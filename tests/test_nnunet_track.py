@@ -39,6 +39,11 @@ def test_tiny_nnunet_runs_through_compare(tiny_run):
     assert 0 <= summary["tracks"]["nnunet-2d"]["dice"] <= 1
     curve = pd.read_csv(out / "training.csv")
     assert curve["epoch"].tolist() == [1, 2] and curve["step"].tolist() == [2, 4]
+    # nnU-Net's pseudo Dice (hard, on patches) is not the other tracks' val_dice: the
+    # convergence verdict reads its validation loss instead.
+    assert "val_pseudo_dice" in curve and "val_dice" not in curve
+    conv = summary["statistics"]["convergence"]["nnunet-2d"]["folds"][0]
+    assert conv["curve"] == "-val_loss"
     model = out / "steps" / "fold0" / "nnunet-2d" / "model"
     meta = json.loads((model / "nnunet.json").read_text())
     planned = meta["plans"]["configurations"]["2d"]  # the overrides reached nnU-Net's plan

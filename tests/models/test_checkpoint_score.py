@@ -160,3 +160,16 @@ def test_the_segmentation_nets_default_to_the_score_and_state_it_in_the_model_ke
         assert "validation competition score" in model_rules(kind)
     for kind in ("blocks", "cnn"):
         assert model_rules(kind) is None
+
+
+def test_the_training_section_says_on_what_the_checkpoint_was_chosen():
+    from gitract.compare._report_training import training_lines
+
+    fold = {"training": {"budget": {"max_steps": 10}, "epochs": 5, "steps": 10,
+                         "stopped": "max_steps", "best_epoch": 3, "monitor": "val_score"}}
+    lines = training_lines({"tracks": {"unet": {"folds": [fold]}}})
+    assert lines[0].endswith("weights of epoch 3 kept (the highest validation competition "
+                             "score).")
+    fold["training"].pop("monitor")  # a model saved before the rule was recorded
+    assert training_lines({"tracks": {"unet": {"folds": [fold]}}})[0].endswith(
+        "weights of epoch 3 kept.")
