@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from gitract.compare._report_blocks import block_model_lines, importances
+import shutil
+
+from gitract.compare._block_models import (
+    CAPACITY_FILE,
+    IMPORTANCE_FILE,
+    block_model_tables,
+    importances,
+)
+from gitract.compare._files import write_csv
+from gitract.compare._report_blocks import block_model_lines
 from gitract.data.record import SliceStack
 from gitract.tracks import BlockSettings, save_block_track, train_block_track
 
@@ -40,3 +49,14 @@ def test_importance_table_ranks_the_saved_models_features(tmp_path):
     assert f"| 1 | `{top}` |" in text and "### lgb: top 20 of" in text
     assert '| lgb | 0 | 2 | 0.400 | 0.500 | `{"n_estimators": 9}` |' in text
     assert block_model_lines(tmp_path / "elsewhere", {"tracks": {"lgb": {"kind": "blocks"}}}) == []
+
+    # The run keeps the tables beside its other files: a copy without steps/ (a committed
+    # report) gives the same section.
+    importance, capacity = block_model_tables(tmp_path, ["lgb", "absent"])
+    assert set(importance["track"]) == {"lgb"} and list(capacity["trial"]) == [0, 1]
+    copy = tmp_path / "committed"
+    copy.mkdir()
+    write_csv(copy / IMPORTANCE_FILE, importance)
+    write_csv(copy / CAPACITY_FILE, capacity)
+    shutil.rmtree(tmp_path / "steps")
+    assert block_model_lines(copy, {"tracks": {"lgb": {"kind": "blocks"}}}) == lines

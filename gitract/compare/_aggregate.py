@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from gitract.compare._block_models import CAPACITY_FILE, IMPORTANCE_FILE, block_model_tables
 from gitract.compare._environment import dataset_description
 from gitract.compare._files import clean, write_csv, write_json
 from gitract.compare._seeds import SEEDS_DIR, seed_statistics, seed_table
@@ -103,6 +104,12 @@ def aggregate_run(out: Path, config: ExperimentConfig | None = None) -> dict:
         write_csv(out / f"{name}.csv", frame)
     write_csv(out / "training.csv", pd.DataFrame(
         curves, columns=None if curves else ["model", "fold", "epoch", "train_loss"]))
+    blocks = [t.name for t in config.tracks if t.kind == "blocks"]
+    if blocks:
+        # Kept in the run folder: a copy without steps/ still reports on the models.
+        importance, capacity = block_model_tables(out, blocks)
+        write_csv(out / IMPORTANCE_FILE, importance)
+        write_csv(out / CAPACITY_FILE, capacity)
     summary_tracks = {}
     kinds = {t.name: t.kind for t in config.tracks}
     params = {t.name: t.params for t in config.tracks}

@@ -291,8 +291,8 @@ def build_report(out: str | Path, *, n_resamples: int = N_RESAMPLES,
     lines += ["## Files", "",
               "`summary.json` (the numbers above), `metrics_per_slice.csv`, `metrics_per_case.csv`, "
               "`sweep.csv`, `postprocess.csv`, `calibration.csv`, `confusion.csv`, `empty.csv`, "
-              "`localisation.csv`, "
-              "`training.csv`, `splits.json`, `config.json`, `env.json`, `log.txt`. The run's "
+              "`localisation.csv`, `training.csv`, `importance.csv` and `capacity.csv` (block "
+              "tracks), `splits.json`, `config.json`, `env.json`, `log.txt`. The run's "
               "cache `steps/` (trained models, test predictions as RLE, example maps) stays on "
               "the machine that ran it and is not committed.", "",
               f"Reproduce: `python experiments/compare.py {config.get('config_path') or 'CONFIG'} "

@@ -1,85 +1,79 @@
 """Report section on the block tracks' models: feature importance and chosen capacity.
 
-Read from the run folder's saved models (``steps/fold*/<track>/model``): for each block
-track with a tree classifier, the top features by importance (LightGBM: total gain;
-random forest: mean decrease in impurity), each fold's importances as shares of its
-total, averaged over folds; and the capacity search's trials (scored on validation
-cases) with the values chosen per fold. A run folder without its ``steps/`` (a copy of
-a committed report) gets no section.
+Read from the run tables ``importance.csv`` and ``capacity.csv``
+(:mod:`gitract.compare._block_models`, written when the run is aggregated); a run folder
+made before those tables existed is read from its saved models when it still has its
+``steps/``. For each block track with a tree classifier: the top features by importance,
+each fold's importances as shares of its total, averaged over folds; and the capacity
+search's trials (scored on validation cases) with the values chosen per fold.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-import numpy as np
+import pandas as pd
 
-from gitract.tracks import load_block_track
+from gitract.compare._block_models import CAPACITY_FILE, IMPORTANCE_FILE, block_model_tables
 
-__all__ = ["block_model_lines", "importances"]
+__all__ = ["block_model_lines"]
 
 TOP = 20
 
 
-def importances(model) -> np.ndarray | None:
-    """Shares (summing to 1) of a fitted tree classifier's importances; None otherwise."""
-    est = getattr(model, "named_steps", {}).get("clf", model)
-    booster = getattr(est, "booster_", None)
-    values = (booster.feature_importance(importance_type="gain") if booster is not None
-              else getattr(est, "feature_importances_", None))
-    if values is None:
+def _read(path: Path) -> pd.DataFrame | None:
+    try:
+        frame = pd.read_csv(path)
+    except FileNotFoundError:
         return None
-    values = np.asarray(values, dtype=float)
-    total = values.sum()
-    return values / total if total > 0 else values
+    except pd.errors.EmptyDataError:
+        frame = pd.DataFrame()
+    return frame if "track" in frame else pd.DataFrame(columns=["track", "fold"])
 
 
-def _folds(out: Path, name: str) -> list[Path]:
-    return sorted(p for p in (out / "steps").glob(f"fold*/{name}/model")
-                  if (p / "track.joblib").is_file())
+def _tables(out: Path, names: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    importance, capacity = _read(out / IMPORTANCE_FILE), _read(out / CAPACITY_FILE)
+    if importance is None or capacity is None:
+        return block_model_tables(out, names)
+    return importance, capacity
 
 
-def _importance_table(name: str, tracks) -> list[str]:
-    names = tracks[0].config.feature_names(tracks[0].classes)
-    shares = [importances(t.model) for t in tracks]
-    shares = [s for s in shares if s is not None and len(s) == len(names)]
-    if not shares:
+def _importance_table(name: str, rows: pd.DataFrame) -> list[str]:
+    if rows.empty:
         return []
-    mean = np.mean(shares, axis=0)
-    order = np.argsort(-mean, kind="stable")[:TOP]
-    kind = "gain" if hasattr(getattr(tracks[0].model, "named_steps", {}).get(
-        "clf", tracks[0].model), "booster_") else "impurity decrease"
-    lines = [f"### {name}: top {len(order)} of {len(names)} features ({kind}, share of "
-             f"the total, mean over {len(shares)} fold(s))", "",
-             "| rank | feature | share |", "|---:|---|---:|"]
-    lines += [f"| {r + 1} | `{names[i]}` | {mean[i]:.3f} |" for r, i in enumerate(order)]
+    folds = rows["fold"].nunique()
+    # Mean over folds, features in the models' own order (ties keep it).
+    mean = rows.groupby("feature", sort=False)["share"].sum() / folds
+    top = mean.iloc[pd.Series(-mean.to_numpy()).argsort(kind="stable").to_numpy()[:TOP]]
+    lines = [f"### {name}: top {len(top)} of {len(mean)} features "
+             f"({rows['importance'].iloc[0]}, share of the total, mean over {folds} fold(s))",
+             "", "| rank | feature | share |", "|---:|---|---:|"]
+    lines += [f"| {r + 1} | `{f}` | {s:.3f} |" for r, (f, s) in enumerate(top.items())]
     return lines + [""]
 
 
-def _search_lines(name: str, tracks) -> list[str]:
-    rows = []
-    for k, t in enumerate(tracks):
-        if not t.search:
-            continue
-        best = max(t.search, key=lambda x: (x["val_dice"], -x["trial"]))
-        rows.append(f"| {name} | {k} | {len(t.search)} | {t.search[0]['val_dice']:.3f} | "
-                    f"{best['val_dice']:.3f} | `{json.dumps(best['params'], sort_keys=True)}` |")
-    return rows
+def _search_lines(name: str, rows: pd.DataFrame) -> list[str]:
+    out = []
+    for fold, trials in rows.groupby("fold", sort=True):
+        trials = trials.sort_values("trial")
+        best = trials.loc[trials["val_dice"].eq(trials["val_dice"].max())].iloc[0]
+        given = trials.iloc[0]
+        out.append(f"| {name} | {fold} | {len(trials)} | {given['val_dice']:.3f} | "
+                   f"{best['val_dice']:.3f} | `{best['params']}` |")
+    return out
 
 
 def block_model_lines(out: str | Path, summary: dict) -> list[str]:
     """Markdown lines of the section (empty when no block track left its models)."""
     out = Path(out)
+    names = [n for n, t in summary.get("tracks", {}).items() if t.get("kind") == "blocks"]
+    if not names:
+        return []
+    importance, capacity = _tables(out, names)
     tables, searches = [], []
-    for name, t in summary.get("tracks", {}).items():
-        if t.get("kind") != "blocks":
-            continue
-        tracks = [load_block_track(p) for p in _folds(out, name)]
-        if not tracks:
-            continue
-        tables += _importance_table(name, tracks)
-        searches += _search_lines(name, tracks)
+    for name in names:
+        tables += _importance_table(name, importance[importance["track"] == name])
+        searches += _search_lines(name, capacity[capacity["track"] == name])
     if not tables and not searches:
         return []
     lines = ["## Block tracks: feature importance and capacity", ""]

@@ -27,7 +27,8 @@ __all__ = ["RUN_FILES", "check_run_folder", "comparable_config", "config_differe
 
 #: The entries a run writes at the top of its folder.
 RUN_FILES = ("config.json", "env.json", "splits.json", "examples.json", "log.txt", "steps",
-             "metrics_per_slice.csv", "metrics_per_case.csv", "sweep.csv", "calibration.csv",
+             "metrics_per_slice.csv", "metrics_per_case.csv", "sweep.csv", "postprocess.csv",
+             "calibration.csv", "importance.csv", "capacity.csv",
              "confusion.csv", "empty.csv", "localisation.csv", "training.csv", "summary.json",
              "report.md", "figures", "curve", "learning_curve.csv", "final",
              "seeds", "seeds.csv")
