@@ -283,8 +283,11 @@ def test_report_with_nothing_to_draw_says_so(tiny_run, tmp_path):
     kept = sorted(p.name for p in (run / "figures").glob("probability_maps_*.png"))
     assert kept
     before = {name: (run / "figures" / name).read_bytes() for name in kept}
+    assert (run / "importance.csv").is_file() and (run / "capacity.csv").is_file()
     assert main(["report", str(run)]) == 0
     text = (run / "report.md").read_text()
+    # The block models' section is read from the run tables, not from steps/.
+    assert "## Block tracks: feature importance and capacity" in text
     assert all(f"(figures/{name})" in text for name in kept)
     assert "kept as they were when the report was rebuilt without it" in text
     assert before == {name: (run / "figures" / name).read_bytes() for name in kept}
